@@ -1,0 +1,1 @@
+"""escnet_bench: speed, memory, parity and scaling benchmarks (``escnet-bench``)."""

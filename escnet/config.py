@@ -1,0 +1,126 @@
+"""Typed configuration of ESC-Net. Every *decided* choice of ``model.md`` is a field here.
+
+Configs are frozen dataclasses: they are saved inside checkpoints as JSON and rebuilt with
+:func:`config_from_dict`, never executed or built from string overrides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+DEFAULT_TEMPLATES: tuple[str, ...] = ("A photo of a {} in the scene.",)
+
+
+@dataclass(frozen=True)
+class ClipConfig:
+    """The CLIP towers, in open_clip's terms (``open_clip.get_model_config`` for real presets)."""
+
+    model_name: str  # open_clip architecture name, e.g. "ViT-B-16"; used for pretrained tags
+    embed_dim: int  # joint image-text space D
+    vision_width: int
+    vision_layers: int
+    vision_heads: int
+    patch_size: int
+    text_width: int
+    text_heads: int
+    text_layers: int
+    context_length: int = 77
+    vocab_size: int = 49408
+    quick_gelu: bool = True  # OpenAI weights were trained with QuickGELU
+    pretrained_grid: int = 14  # grid of the upstream position embedding (224 / patch)
+
+
+@dataclass(frozen=True)
+class SamConfig:
+    """SAM prompt encoder + two-way transformer (the ViT-B checkpoint's mask decoder)."""
+
+    dim: int = 256
+    heads: int = 8
+    mlp_dim: int = 2048
+    depth: int = 2  # two-way blocks per ESC block (SAM's mask decoder has 2)
+    attention_downsample: int = 2
+    mask_in_chans: int = 16
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    """Pseudo prompt generator (no gradient, tensor arithmetic only)."""
+
+    alpha: float = 0.5  # decided: foreground = class probability above alpha
+    num_regions: int = 5  # N_o k-means regions = positive points per class
+    kmeans_iters: int = 10  # fixed iteration count (exportable)
+    temperature: float = 100.0  # decided: scale of the cosine correlation before the class softmax
+    probability: Literal["softmax"] = "softmax"  # decided: softmax over classes per pixel
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """Vision-language fusion: a Swin pair over the grid, linear attention over classes."""
+
+    window: int = 12
+    shift: int = 6
+    swin_heads: int = 4
+    swin_depth: int = 2  # one regular and one shifted window block
+    class_heads: int = 4
+    mlp_ratio: float = 4.0
+    text_guidance_dim: int = 128  # projected text embedding joined to query and key
+
+
+@dataclass(frozen=True)
+class ESCNetConfig:
+    preset: str
+    clip: ClipConfig
+    image_size: int = 384  # S; the grid is S / patch_size
+    guidance_layers: tuple[int, int] = (3, 7)  # 0-based CLIP blocks feeding the decoder guidance
+    guidance_dims: tuple[int, int] = (256, 128)  # channels at 2x and 4x the grid
+    decoder_guidance_dims: tuple[int, int] = (32, 16)  # guidance projected inside the decoder
+    decoder_dims: tuple[int, int] = (64, 32)  # channels after each upsampling stage
+    corr_dim: int = 128  # cost-volume embedding width C
+    corr_kernel: int = 7  # P -> C embedding conv
+    templates: tuple[str, ...] = DEFAULT_TEMPLATES
+    num_blocks: int = 4  # decided: ESC blocks
+    sam: SamConfig = field(default_factory=SamConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    class_chunk: int | None = 64  # classes per chunk in the per-class stages; None = all at once
+
+    @property
+    def grid(self) -> int:
+        return self.image_size // self.clip.patch_size
+
+    @property
+    def num_templates(self) -> int:
+        return len(self.templates)
+
+    def replace(self, **changes: Any) -> ESCNetConfig:
+        return dataclasses.replace(self, **changes)
+
+
+_NESTED = {"clip": ClipConfig, "sam": SamConfig, "prompt": PromptConfig, "fusion": FusionConfig}
+
+
+def config_to_dict(config: ESCNetConfig) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def config_from_dict(data: dict[str, Any]) -> ESCNetConfig:
+    """Rebuild a config from :func:`config_to_dict`'s output; unknown fields are an error."""
+    known = {f.name for f in dataclasses.fields(ESCNetConfig)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"unknown config fields {sorted(unknown)}; expected a subset of {sorted(known)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        if name in _NESTED:
+            cls = _NESTED[name]
+            sub_known = {f.name for f in dataclasses.fields(cls)}
+            bad = set(value) - sub_known
+            if bad:
+                raise ValueError(f"unknown {name} config fields {sorted(bad)}")
+            value = cls(**value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[name] = value
+    return ESCNetConfig(**kwargs)

@@ -1,0 +1,64 @@
+"""Upsampling decoder: per-class cost embedding -> logits at 4x the grid (CAT-Seg style)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _norm(channels: int) -> nn.GroupNorm:
+    return nn.GroupNorm(max(1, channels // 16), channels)
+
+
+class DoubleConv(nn.Sequential):
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False), _norm(cout), nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=False), _norm(cout), nn.ReLU(inplace=True),
+        )
+
+
+class UpStage(nn.Module):
+    """x (N, cin, h, w), guidance (N, g, 2h, 2w) -> (N, cout, 2h, 2w)."""
+
+    def __init__(self, cin: int, guidance: int, cout: int) -> None:
+        super().__init__()
+        self.up = nn.ConvTranspose2d(cin, cin - guidance, kernel_size=2, stride=2)
+        self.conv = DoubleConv(cin, cout)
+
+    def forward(self, x: torch.Tensor, guidance: torch.Tensor) -> torch.Tensor:
+        return self.conv(torch.cat([self.up(x), guidance], dim=1))
+
+
+class UpsamplingDecoder(nn.Module):
+    """Two upsampling stages with the CLIP guidance maps, then a 3x3 head to one channel.
+
+    x (B, C, T, h, w), guid_a (B, Ga, 2h, 2w), guid_b (B, Gb, 4h, 4w) -> logits (B, T, 4h, 4w).
+    The guidance maps are projected once per image and shared by every class.
+    """
+
+    def __init__(
+        self, dim: int, guidance_dims: tuple[int, int], proj_dims: tuple[int, int], dims: tuple[int, int]
+    ) -> None:
+        super().__init__()
+        self.proj_a = nn.Sequential(nn.Conv2d(guidance_dims[0], proj_dims[0], 3, padding=1), nn.ReLU())
+        self.proj_b = nn.Sequential(nn.Conv2d(guidance_dims[1], proj_dims[1], 3, padding=1), nn.ReLU())
+        self.stage1 = UpStage(dim, proj_dims[0], dims[0])
+        self.stage2 = UpStage(dims[0], proj_dims[1], dims[1])
+        self.head = nn.Conv2d(dims[1], 1, kernel_size=3, padding=1)
+
+    def project_guidance(self, guid_a: torch.Tensor, guid_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.proj_a(guid_a), self.proj_b(guid_b)
+
+    def forward(self, x: torch.Tensor, guid_a: torch.Tensor, guid_b: torch.Tensor) -> torch.Tensor:
+        """x (B, C, Tc, h, w) and *projected* guidance -> (B, Tc, 4h, 4w)."""
+        b, c, t, h, w = x.shape
+        x = x.transpose(1, 2).reshape(b * t, c, h, w)  # (B*Tc, C, h, w)
+
+        def per_class(g: torch.Tensor) -> torch.Tensor:
+            # (B, G, H, W) -> (B*Tc, G, H, W), shared by each class of the image
+            return g.unsqueeze(1).expand(b, t, *g.shape[1:]).reshape(b * t, *g.shape[1:])
+
+        x = self.stage1(x, per_class(guid_a))
+        x = self.stage2(x, per_class(guid_b))
+        return self.head(x).reshape(b, t, 4 * h, 4 * w)

@@ -1,0 +1,99 @@
+"""Vision-language fusion (VLF): spatial Swin blocks per class, linear attention across classes."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models.swin_transformer import SwinTransformerBlock
+
+from .config import FusionConfig
+
+
+class SpatialFusion(nn.Module):
+    """Image guidance: SAM-refined features + a 1x1 embedding of the class's correlation,
+    fused into the correlation embedding, then a regular and a shifted Swin window block
+    (torchvision's ``SwinTransformerBlock``) over the grid.
+
+    x (N, C, h, w) correlation embedding of one class, sam (N, S, h, w) -> (N, C, h, w).
+    """
+
+    def __init__(self, dim: int, sam_dim: int, config: FusionConfig) -> None:
+        super().__init__()
+        self.corr_embed = nn.Conv2d(dim, dim, kernel_size=1)
+        self.fuse = nn.Conv2d(sam_dim + dim, dim, kernel_size=1)
+        window = [config.window, config.window]
+        self.swin = nn.Sequential(
+            *[
+                SwinTransformerBlock(
+                    dim,
+                    config.swin_heads,
+                    window_size=window,
+                    shift_size=[0, 0] if i % 2 == 0 else [config.shift, config.shift],
+                    mlp_ratio=config.mlp_ratio,
+                )
+                for i in range(config.swin_depth)
+            ]
+        )
+
+    def forward(self, x: torch.Tensor, sam: torch.Tensor) -> torch.Tensor:
+        guidance = self.fuse(torch.cat([sam, self.corr_embed(x)], dim=1))  # (N, C, h, w)
+        y = (x + guidance).permute(0, 2, 3, 1)  # (N, h, w, C) channels-last for Swin
+        y = self.swin(y)
+        return y.permute(0, 3, 1, 2)  # (N, C, h, w)
+
+
+class ClassAttention(nn.Module):
+    """Linear attention across the T classes at each pixel (no positional embedding).
+
+    The projected text embedding is joined to query and key (a concatenation, computed as the
+    sum of two linear maps so it is never broadcast to every pixel). Pre-norm residual block
+    as in CAT-Seg's class transformer. Because the attention is linear, its sums over classes
+    are accumulated chunk by chunk: any T, bounded memory, the same result.
+
+    x (M, T, C) with M = B*h*w, text (T, G) -> (M, T, C).
+    """
+
+    def __init__(self, dim: int, text_dim: int, config: FusionConfig) -> None:
+        super().__init__()
+        self.heads = config.class_heads
+        self.norm1 = nn.LayerNorm(dim)
+        self.q = nn.Linear(dim, dim)
+        self.k = nn.Linear(dim, dim)
+        self.q_text = nn.Linear(text_dim, dim, bias=False)
+        self.k_text = nn.Linear(text_dim, dim, bias=False)
+        self.v = nn.Linear(dim, dim)
+        self.proj = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim)
+        hidden = int(dim * config.mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        m, t, c = x.shape
+        return x.reshape(m, t, self.heads, c // self.heads).transpose(1, 2)  # (M, H, T, d)
+
+    def forward(self, x: torch.Tensor, text: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+        t = x.shape[1]
+        step = t if chunk is None else chunk
+        spans = [(s, min(s + step, t)) for s in range(0, t, step)]
+        kv = None
+        k_sum = None
+        for s, e in spans:  # pass 1: sum over classes of phi(k) v^T and phi(k)
+            h = self.norm1(x[:, s:e])
+            k = self._heads(F.elu(self.k(h) + self.k_text(text[s:e])) + 1.0)  # (M, H, Tc, d)
+            v = self._heads(self.v(h))
+            part_kv = torch.matmul(k.transpose(2, 3), v)  # (M, H, d, d)
+            part_k = k.sum(dim=2)  # (M, H, d)
+            kv = part_kv if kv is None else kv + part_kv
+            k_sum = part_k if k_sum is None else k_sum + part_k
+        outs = []
+        for s, e in spans:  # pass 2: each class's output from the accumulated sums
+            xc = x[:, s:e]
+            h = self.norm1(xc)
+            q = self._heads(F.elu(self.q(h) + self.q_text(text[s:e])) + 1.0)  # (M, H, Tc, d)
+            num = torch.matmul(q, kv)  # (M, H, Tc, d)
+            den = torch.matmul(q, k_sum.unsqueeze(-1)) + 1e-6  # (M, H, Tc, 1)
+            att = (num / den).transpose(1, 2).reshape(xc.shape)  # (M, Tc, C)
+            y = xc + self.proj(att)
+            outs.append(y + self.mlp(self.norm2(y)))
+        return torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]

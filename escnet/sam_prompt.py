@@ -1,0 +1,71 @@
+"""SAM's prompt encoder and two-way transformer, used export-friendly.
+
+The modules are segment_anything's own (``PromptEncoder``, ``TwoWayTransformer``), so their
+weights load from the official checkpoint unchanged. Like SAM's ``utils/onnx.py`` wrapper, the
+point embedding is computed by arithmetic instead of boolean-index assignment: every point
+here is a positive point, followed by SAM's padding point.
+"""
+
+from __future__ import annotations
+
+import torch
+from segment_anything.modeling import PromptEncoder, TwoWayTransformer
+from torch import nn
+
+from .config import SamConfig
+
+
+class SamPromptBlock(nn.Module):
+    """Prompts -> SAM-refined image features for one ESC block.
+
+    image (N, dim, h, w), points (N, K, 2) normalised (x, y), mask (N, 1, 4h, 4w)
+    -> refined image features (N, dim, h, w).
+    """
+
+    def __init__(self, config: SamConfig, grid: int, image_size: int) -> None:
+        super().__init__()
+        self.grid = grid
+        self.prompt_encoder = PromptEncoder(
+            embed_dim=config.dim,
+            image_embedding_size=(grid, grid),
+            input_image_size=(image_size, image_size),
+            mask_in_chans=config.mask_in_chans,
+        )
+        self.transformer = TwoWayTransformer(
+            depth=config.depth,
+            embedding_dim=config.dim,
+            num_heads=config.heads,
+            mlp_dim=config.mlp_dim,
+            attention_downsample_rate=config.attention_downsample,
+        )
+        # Loaded from SAM's checkpoint but unused here (negative/box point embeddings, the
+        # no-mask embedding, the final token-to-image attention that only updates the point
+        # tokens): frozen, so that everything trainable receives a gradient.
+        for module in (
+            self.prompt_encoder.point_embeddings[0],
+            self.prompt_encoder.point_embeddings[2],
+            self.prompt_encoder.point_embeddings[3],
+            self.prompt_encoder.no_mask_embed,
+            self.transformer.final_attn_token_to_image,
+            self.transformer.norm_final_attn,
+        ):
+            module.requires_grad_(False)
+
+    def sparse_embeddings(self, points: torch.Tensor) -> torch.Tensor:
+        """points (N, K, 2) in [0, 1] -> (N, K + 1, dim): K positive points and SAM's pad point."""
+        pe = self.prompt_encoder.pe_layer._pe_encoding(points)  # (N, K, dim)
+        positive = pe + self.prompt_encoder.point_embeddings[1].weight
+        pad = self.prompt_encoder.not_a_point_embed.weight.expand(points.shape[0], 1, -1)
+        return torch.cat([positive, pad], dim=1)
+
+    def dense_embeddings(self, mask: torch.Tensor) -> torch.Tensor:
+        """mask (N, 1, 4h, 4w) -> (N, dim, h, w)."""
+        return self.prompt_encoder.mask_downscaling(mask)
+
+    def forward(self, image: torch.Tensor, points: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = image.shape
+        sparse = self.sparse_embeddings(points)
+        image = image + self.dense_embeddings(mask)
+        pe = self.prompt_encoder.pe_layer((h, w)).unsqueeze(0)  # (1, dim, h, w)
+        _, keys = self.transformer(image, pe, sparse)  # keys (N, h*w, dim)
+        return keys.transpose(1, 2).reshape(n, c, h, w)

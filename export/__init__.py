@@ -1,0 +1,1 @@
+"""escnet_export: ONNX export, TensorRT engine builds, manifests (``escnet-export``)."""

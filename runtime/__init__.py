@@ -1,0 +1,1 @@
+"""escnet_runtime: the torch-free deployment runtime (contract, tokenizer, backends, pipeline)."""

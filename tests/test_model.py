@@ -1,0 +1,116 @@
+import pytest
+import torch
+
+from escnet import ESCNetInputError, build_model
+
+
+@pytest.mark.parametrize("t", [1, 3, 300])
+def test_output_shapes(tiny_model, tiny_images, t):
+    names = [f"thing {i}" for i in range(t)]
+    with torch.no_grad():
+        logits = tiny_model(tiny_images, names)
+    assert logits.shape == (2, t, 32, 32)
+    assert torch.isfinite(logits).all()
+
+
+def test_graph_methods_compose_to_forward(tiny_model, tiny_images):
+    names = ["cat", "dog", "sky"]
+    with torch.no_grad():
+        text = tiny_model.embed_classes(names)
+        assert text.shape == (3, 1, 32)
+        torch.testing.assert_close(text.norm(dim=-1), torch.ones(3, 1))
+        feats = tiny_model.encode_image(tiny_images)
+        assert feats.dense.shape == (2, 32, 8, 8)
+        assert feats.guidance_a.shape == (2, 32, 16, 16)
+        assert feats.guidance_b.shape == (2, 16, 32, 32)
+        composed = tiny_model.decode(*feats, text)
+        torch.testing.assert_close(composed, tiny_model(tiny_images, names))
+
+
+def test_other_image_sizes_are_resized(tiny_model):
+    x = torch.randn(1, 3, 96, 160)
+    with torch.no_grad():
+        assert tiny_model(x, ["a", "b"]).shape == (1, 2, 24, 40)
+
+
+def test_chunked_classes_match_unchunked(tiny_model, tiny_images):
+    names = [f"class {i}" for i in range(37)]
+    with torch.no_grad():
+        text = tiny_model.embed_classes(names)
+        feats = tiny_model.encode_image(tiny_images)
+        whole = tiny_model.decode(*feats, text, class_chunk=None)
+        for chunk in (1, 5, 16):
+            part = tiny_model.decode(*feats, text, class_chunk=chunk)
+            assert (part - whole).abs().max().item() <= 1e-5
+
+
+def test_deterministic(tiny_model, tiny_images):
+    with torch.no_grad():
+        a = tiny_model(tiny_images, ["road", "car", "tree"])
+        b = tiny_model(tiny_images, ["road", "car", "tree"])
+    assert torch.equal(a, b)
+
+
+def test_gradients_reach_every_trainable_part(tiny_images):
+    torch.manual_seed(0)
+    model = build_model("tiny").train()
+    logits = model(tiny_images, ["a", "b", "c"])
+    target = torch.zeros_like(logits)
+    target[:, 0] = 1.0
+    torch.nn.functional.binary_cross_entropy_with_logits(logits, target).backward()
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    assert len(trainable) > 200
+    missing = [n for n, p in trainable if p.grad is None or p.grad.abs().sum() == 0]
+    assert not missing, missing
+
+
+def test_class_order_is_equivariant(tiny_model, tiny_images):
+    """No class positional embedding: permuting the vocabulary permutes the logits."""
+    names = ["cat", "dog", "sky", "grass"]
+    perm = [2, 0, 3, 1]
+    with torch.no_grad():
+        a = tiny_model(tiny_images, names)
+        b = tiny_model(tiny_images, [names[i] for i in perm])
+    torch.testing.assert_close(a[:, perm], b, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "images, match",
+    [
+        (torch.randn(3, 128, 128), "4 dimensions"),
+        (torch.randn(1, 1, 128, 128), "3 channels"),
+        (torch.zeros(1, 3, 128, 128, dtype=torch.uint8), "floating-point"),
+        (torch.randn(1, 3, 130, 128), "divisible by 4"),
+        (torch.randn(1, 3, 8, 8), ">= 16"),
+        (torch.full((1, 3, 128, 128), float("nan")), "NaN or Inf"),
+        ("not a tensor", "torch.Tensor"),
+    ],
+)
+def test_bad_images(tiny_model, images, match):
+    with pytest.raises(ESCNetInputError, match=match):
+        tiny_model(images, ["a"])
+
+
+@pytest.mark.parametrize(
+    "names, match",
+    [([], "empty"), (["cat", "Cat"], "duplicate"), (["cat", " "], "non-blank"), ("cat", "list of strings")],
+)
+def test_bad_class_lists(tiny_model, tiny_images, names, match):
+    with pytest.raises(ESCNetInputError, match=match):
+        tiny_model(tiny_images, names)
+
+
+def test_unknown_preset():
+    with pytest.raises(ValueError, match="unknown preset 'vit-h'"):
+        build_model("vit-h")
+
+
+@pytest.mark.slow
+def test_vit_b16_forward_five_classes():
+    torch.manual_seed(0)
+    model = build_model("vit-b16")
+    assert model.config.grid == 24
+    with torch.no_grad():
+        logits = model(torch.randn(1, 3, 384, 384), ["cat", "dog", "car", "tree", "sky"])
+    assert logits.shape == (1, 5, 96, 96)
+    assert torch.isfinite(logits).all()
