@@ -30,6 +30,7 @@ def build_model(
         load_sam_weights(model, sam_weights)
     random = [name for name, w in (("CLIP", clip_weights), ("SAM", sam_weights)) if w is None]
     if random:
-        log.warning("escnet: preset %r: no %s weights given, those parts are randomly initialised",
-                    preset, " or ".join(random))
+        log.warning(
+            "escnet: preset %r: no %s weights given, those parts are randomly initialised", preset, " or ".join(random)
+        )
     return model.eval()

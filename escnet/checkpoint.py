@@ -42,14 +42,18 @@ def read_checkpoint_metadata(path: str | Path) -> dict[str, str]:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except Exception as e:
-        raise CheckpointError(f"{path}: not a readable safetensors checkpoint (truncated or corrupt?): "
-                              f"{str(e).splitlines()[0][:160] if str(e) else type(e).__name__}") from None
+        raise CheckpointError(
+            f"{path}: not a readable safetensors checkpoint (truncated or corrupt?): "
+            f"{str(e).splitlines()[0][:160] if str(e) else type(e).__name__}"
+        ) from None
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an ESC-Net checkpoint (metadata format {meta.get('format')!r})")
     version = int(meta.get("format_version", "0"))
     if version > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format version {version} is newer than this escnet "
-                              f"supports ({FORMAT_VERSION}); upgrade escnet")
+        raise CheckpointError(
+            f"{path}: checkpoint format version {version} is newer than this escnet "
+            f"supports ({FORMAT_VERSION}); upgrade escnet"
+        )
     return meta
 
 
@@ -70,8 +74,10 @@ def load_checkpoint(path: str | Path, preset: str | None = None, map_location: s
     try:
         state = load_file(str(path), device=map_location)
     except Exception as e:
-        raise CheckpointError(f"{path}: tensors cannot be read (truncated or corrupt?): "
-                              f"{str(e).splitlines()[0][:160] if str(e) else type(e).__name__}") from None
+        raise CheckpointError(
+            f"{path}: tensors cannot be read (truncated or corrupt?): "
+            f"{str(e).splitlines()[0][:160] if str(e) else type(e).__name__}"
+        ) from None
     model = ESCNet(config)
     load_strict(model, state, f"checkpoint {path}")
     return model.eval()

@@ -31,16 +31,19 @@ def info(
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
     costs = graph_costs(model, classes)
-    typer.echo(f"preset {preset}, {classes} classes, {model.config.num_templates} template(s), "
-               f"image {model.config.image_size}px")
+    typer.echo(
+        f"preset {preset}, {classes} classes, {model.config.num_templates} template(s), "
+        f"image {model.config.image_size}px"
+    )
     typer.echo(f"{'graph':<15}{'params (M)':>12}{'GFLOPs':>12}")
     for c in costs:
         typer.echo(f"{c.graph:<15}{c.params / 1e6:>12.2f}{c.gflops:>12.1f}")
     total_params = sum(p.numel() for p in model.parameters())
     typer.echo(f"{'total':<15}{total_params / 1e6:>12.2f}")
     single, sliding = total_gflops(costs, False), total_gflops(costs, True)
-    typer.echo(f"GFLOPs per image: single view {single:.1f}, sliding window {sliding:.1f} "
-               f"(paper, ESC-Net: {PAPER_GFLOPS})")
+    typer.echo(
+        f"GFLOPs per image: single view {single:.1f}, sliding window {sliding:.1f} (paper, ESC-Net: {PAPER_GFLOPS})"
+    )
     if forward:
         names = [f"class {i}" for i in range(classes)]
         images = torch.randn(1, 3, model.config.image_size, model.config.image_size)

@@ -58,8 +58,9 @@ def predict_scores(
         t = probs.shape[1]
         local = probs[:-1].reshape(n, t * s * s).T.unsqueeze(0)  # (1, T*s*s, L)
         summed = F.fold(local, (big, big), kernel_size=s, stride=stride)  # (1, T, big, big)
-        count = F.fold(F.unfold(torch.ones(1, 1, big, big), kernel_size=s, stride=stride), (big, big),
-                       kernel_size=s, stride=stride)
+        count = F.fold(
+            F.unfold(torch.ones(1, 1, big, big), kernel_size=s, stride=stride), (big, big), kernel_size=s, stride=stride
+        )
         global_up = F.interpolate(probs[-1:], (big, big), mode="bilinear", align_corners=False)
         scores = ((summed / count + global_up) / 2.0)[0]
     return F.interpolate(scores[None], out_size, mode="bilinear", align_corners=False)[0]

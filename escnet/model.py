@@ -43,7 +43,10 @@ def build_clip(config: ESCNetConfig) -> open_clip.model.CLIP:
         image_size=config.image_size,
     )
     text = CLIPTextCfg(
-        context_length=c.context_length, vocab_size=c.vocab_size, width=c.text_width, heads=c.text_heads,
+        context_length=c.context_length,
+        vocab_size=c.vocab_size,
+        width=c.text_width,
+        heads=c.text_heads,
         layers=c.text_layers,
     )
     return open_clip.model.CLIP(c.embed_dim, vision_cfg=vision, text_cfg=text, quick_gelu=c.quick_gelu)
@@ -139,8 +142,11 @@ class ESCNet(nn.Module):
         text = self.embed_classes(class_names)
         h, w = images.shape[-2:]
         size = self.config.image_size
-        x = images if (h, w) == (size, size) else F.interpolate(images, (size, size), mode="bilinear",
-                                                                  align_corners=False)
+        x = (
+            images
+            if (h, w) == (size, size)
+            else F.interpolate(images, (size, size), mode="bilinear", align_corners=False)
+        )
         logits = self.decode(*self.encode_image(x), text)
         if logits.shape[-2:] != (h // 4, w // 4):
             logits = F.interpolate(logits, (h // 4, w // 4), mode="bilinear", align_corners=False)

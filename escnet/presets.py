@@ -32,20 +32,30 @@ def _clip_from_open_clip(name: str) -> ClipConfig:
 
 def vit_b16() -> ESCNetConfig:
     """ViT-B/16 CLIP at 384 (24x24 grid), guidance from blocks 3 and 7."""
-    return ESCNetConfig(preset="vit-b16", clip=_clip_from_open_clip("ViT-B-16"), image_size=384,
-                        guidance_layers=(3, 7))
+    return ESCNetConfig(preset="vit-b16", clip=_clip_from_open_clip("ViT-B-16"), image_size=384, guidance_layers=(3, 7))
 
 
 def vit_l14() -> ESCNetConfig:
     """ViT-L/14 CLIP at 336 (24x24 grid), guidance from blocks 7 and 15."""
-    return ESCNetConfig(preset="vit-l14", clip=_clip_from_open_clip("ViT-L-14"), image_size=336,
-                        guidance_layers=(7, 15))
+    return ESCNetConfig(
+        preset="vit-l14", clip=_clip_from_open_clip("ViT-L-14"), image_size=336, guidance_layers=(7, 15)
+    )
 
 
 def tiny() -> ESCNetConfig:
     """Same structure at a few MB, for fast tests: 128 px, 8x8 grid, narrow everything."""
-    clip = ClipConfig(model_name="tiny", embed_dim=32, vision_width=64, vision_layers=4, vision_heads=2,
-                      patch_size=16, text_width=32, text_heads=2, text_layers=2, pretrained_grid=4)
+    clip = ClipConfig(
+        model_name="tiny",
+        embed_dim=32,
+        vision_width=64,
+        vision_layers=4,
+        vision_heads=2,
+        patch_size=16,
+        text_width=32,
+        text_heads=2,
+        text_layers=2,
+        pretrained_grid=4,
+    )
     return ESCNetConfig(
         preset="tiny",
         clip=clip,

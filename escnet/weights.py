@@ -72,6 +72,6 @@ def load_sam_weights(model: ESCNet, source: str | Path) -> None:
     for block in model.blocks:
         load_strict(block.sam.prompt_encoder, prompt, f"SAM prompt encoder in {path}")
         load_strict(block.sam.transformer, transformer, f"SAM mask-decoder transformer in {path}")
-    log.info("escnet: loaded SAM prompt encoder and two-way transformer into %d blocks from %s",
-             len(model.blocks), path)
-
+    log.info(
+        "escnet: loaded SAM prompt encoder and two-way transformer into %d blocks from %s", len(model.blocks), path
+    )
