@@ -1,0 +1,1 @@
+"""escnet.evaluation"""
