@@ -1,0 +1,168 @@
+"""The deployment contract: graph files, tensor names, dtypes and shapes, written once.
+
+The exporter builds its ONNX graphs from these specs and writes them into the manifest; the
+runtime reads them back from the manifest. No tensor name is typed anywhere else.
+Shapes hold ints for fixed sizes and names for dynamic axes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+FORMAT = "escnet-artifacts"
+FORMAT_VERSION = 1
+
+BATCH, TEXTS, CLASSES = "batch", "texts", "classes"  # dynamic axis names
+
+IMAGE_ENCODER, TEXT_ENCODER, DECODER = "image_encoder", "text_encoder", "decoder"
+GRAPH_NAMES: tuple[str, ...] = (IMAGE_ENCODER, TEXT_ENCODER, DECODER)
+
+# Tensor names.
+IMAGE = "image"
+DENSE, GUIDANCE_A, GUIDANCE_B = "dense_features", "guidance_a", "guidance_b"
+TOKEN_IDS, TEXT_EMBEDDINGS = "token_ids", "text_embeddings"
+CLASS_EMBEDDINGS, LOGITS = "class_embeddings", "logits"
+
+MANIFEST_FILE = "manifest.json"
+VOCAB_FILE = "bpe_simple_vocab_16e6.txt.gz"
+
+Dim = int | str
+DType = Literal["float32", "float16", "int64"]
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: DType
+    shape: tuple[Dim, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> TensorSpec:
+        return TensorSpec(d["name"], d["dtype"], tuple(d["shape"]))
+
+    def dynamic_axes(self) -> dict[int, str]:
+        return {i: s for i, s in enumerate(self.shape) if isinstance(s, str)}
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    name: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    @property
+    def file(self) -> str:
+        return f"{self.name}.onnx"
+
+    @property
+    def input_names(self) -> list[str]:
+        return [t.name for t in self.inputs]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [t.name for t in self.outputs]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "inputs": [t.to_dict() for t in self.inputs],
+            "outputs": [t.to_dict() for t in self.outputs],
+        }
+
+    @staticmethod
+    def from_dict(name: str, d: dict[str, Any]) -> GraphSpec:
+        return GraphSpec(
+            name,
+            tuple(TensorSpec.from_dict(t) for t in d["inputs"]),
+            tuple(TensorSpec.from_dict(t) for t in d["outputs"]),
+        )
+
+
+@dataclass(frozen=True)
+class ModelDims:
+    """The sizes a deployment needs, taken from the model config by the exporter."""
+
+    image_size: int  # S
+    grid: int  # g = S / patch
+    embed_dim: int  # D
+    guidance_a: int  # channels at 2g
+    guidance_b: int  # channels at 4g
+    context_length: int  # token ids per text
+    num_templates: int  # P
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def graph_specs(d: ModelDims) -> dict[str, GraphSpec]:
+    """The three graphs: image encoder, text encoder, prompt + decoder."""
+    g = d.grid
+    dense = TensorSpec(DENSE, "float32", (BATCH, d.embed_dim, g, g))
+    guid_a = TensorSpec(GUIDANCE_A, "float32", (BATCH, d.guidance_a, 2 * g, 2 * g))
+    guid_b = TensorSpec(GUIDANCE_B, "float32", (BATCH, d.guidance_b, 4 * g, 4 * g))
+    return {
+        IMAGE_ENCODER: GraphSpec(
+            IMAGE_ENCODER,
+            (TensorSpec(IMAGE, "float32", (BATCH, 3, d.image_size, d.image_size)),),
+            (dense, guid_a, guid_b),
+        ),
+        TEXT_ENCODER: GraphSpec(
+            TEXT_ENCODER,
+            (TensorSpec(TOKEN_IDS, "int64", (TEXTS, d.context_length)),),
+            (TensorSpec(TEXT_EMBEDDINGS, "float32", (TEXTS, d.embed_dim)),),
+        ),
+        DECODER: GraphSpec(
+            DECODER,
+            (dense, guid_a, guid_b, TensorSpec(CLASS_EMBEDDINGS, "float32", (CLASSES, d.num_templates, d.embed_dim))),
+            (TensorSpec(LOGITS, "float32", (BATCH, CLASSES, 4 * g, 4 * g)),),
+        ),
+    }
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How an RGB uint8 image becomes the image encoder's input."""
+
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    resize: str = "bilinear, align_corners=False, no antialias"
+    scale: float = 1.0 / 255.0  # uint8 -> [0, 1] before mean/std
+    layout: str = "NCHW RGB"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> Preprocess:
+        return Preprocess(
+            image_size=int(d["image_size"]),
+            mean=tuple(d["mean"]),
+            std=tuple(d["std"]),
+            resize=d["resize"],
+            scale=float(d["scale"]),
+            layout=d["layout"],
+        )
+
+
+@dataclass(frozen=True)
+class TokenizerSpec:
+    """OpenAI CLIP's byte-level BPE, as open_clip's SimpleTokenizer implements it."""
+
+    vocab_file: str  # relative to the artifacts folder
+    vocab_sha256: str
+    context_length: int
+    kind: str = "openai-clip-bpe"
+    sot_token: str = "<start_of_text>"
+    eot_token: str = "<end_of_text>"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> TokenizerSpec:
+        return TokenizerSpec(**d)
