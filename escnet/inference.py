@@ -14,10 +14,13 @@ SLIDING_SIZE = 640  # CAT-Seg: resize to 640, 384 windows at stride 256, plus on
 SLIDING_STRIDE_FRACTION = 2 / 3
 
 
-def preprocess(image_uint8: torch.Tensor, size: int) -> torch.Tensor:
-    """(H, W, 3) uint8 RGB -> (1, 3, size, size) CLIP-normalised float32 (bilinear, no antialias)."""
+def preprocess(image_uint8: torch.Tensor, size: int | None = None) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> (1, 3, size, size) CLIP-normalised float32 (bilinear, no antialias).
+
+    ``size`` None keeps the image's own size (for :func:`predict_scores`, which resizes).
+    """
     x = image_uint8.permute(2, 0, 1).unsqueeze(0).to(torch.float32) / 255.0  # (1, 3, H, W)
-    if x.shape[-2:] != (size, size):
+    if size is not None and x.shape[-2:] != (size, size):
         x = F.interpolate(x, (size, size), mode="bilinear", align_corners=False)
     mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
