@@ -10,8 +10,9 @@ from escnet.inference import predict_scores, preprocess
 
 
 def test_torchvision_imports_and_nms_works():
-    import escnet._torchvision_compat as compat
     import torchvision  # noqa: F401
+
+    import escnet._torchvision_compat as compat
 
     boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30.0]])
     scores = torch.tensor([0.9, 0.8, 0.7])

@@ -4,19 +4,21 @@ import open_clip
 import pytest
 import torch
 from open_clip.model import CLIPTextCfg, CLIPVisionCfg
-from segment_anything.modeling import MaskDecoder, PromptEncoder, TwoWayTransformer
 from safetensors.torch import save_file
+from segment_anything.modeling import MaskDecoder, PromptEncoder, TwoWayTransformer
 
 from escnet import CheckpointError, build_model
-from escnet.weights import load_clip_weights, load_sam_weights
+from escnet.weights import load_clip_weights
 
 
 def _sam_state(dim, heads, mlp, grid=8, image=128):
     """An official-layout SAM state dict (prompt_encoder.*, mask_decoder.*, image_encoder.*)."""
-    pe = PromptEncoder(embed_dim=dim, image_embedding_size=(grid, grid), input_image_size=(image, image),
-                       mask_in_chans=16)
-    md = MaskDecoder(transformer_dim=dim, transformer=TwoWayTransformer(depth=2, embedding_dim=dim, num_heads=heads,
-                                                                           mlp_dim=mlp))
+    pe = PromptEncoder(
+        embed_dim=dim, image_embedding_size=(grid, grid), input_image_size=(image, image), mask_in_chans=16
+    )
+    md = MaskDecoder(
+        transformer_dim=dim, transformer=TwoWayTransformer(depth=2, embedding_dim=dim, num_heads=heads, mlp_dim=mlp)
+    )
     state = {f"prompt_encoder.{k}": v for k, v in pe.state_dict().items()}
     state.update({f"mask_decoder.{k}": v for k, v in md.state_dict().items()})
     state["image_encoder.pos_embed"] = torch.zeros(1, 4, 4, 8)
@@ -30,10 +32,13 @@ def test_sam_checkpoint_loads_into_every_block(tmp_path):
     torch.save(state, path)
     model = build_model("tiny", sam_weights=path)
     for block in model.blocks:
-        torch.testing.assert_close(block.sam.transformer.layers[1].mlp.lin1.weight,
-                                   state["mask_decoder.transformer.layers.1.mlp.lin1.weight"])
-        torch.testing.assert_close(block.sam.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix,
-                                   state["prompt_encoder.pe_layer.positional_encoding_gaussian_matrix"])
+        torch.testing.assert_close(
+            block.sam.transformer.layers[1].mlp.lin1.weight, state["mask_decoder.transformer.layers.1.mlp.lin1.weight"]
+        )
+        torch.testing.assert_close(
+            block.sam.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix,
+            state["prompt_encoder.pe_layer.positional_encoding_gaussian_matrix"],
+        )
 
 
 def test_sam_checkpoint_of_wrong_width_is_refused(tmp_path):
@@ -64,10 +69,16 @@ def _tiny_open_clip():
     """open_clip CLIP with the tiny preset's towers at the upstream 4x4 grid (64 px)."""
     model = build_model("tiny")
     c = model.config.clip
-    vision = CLIPVisionCfg(layers=c.vision_layers, width=c.vision_width, head_width=c.vision_width // c.vision_heads,
-                           patch_size=c.patch_size, image_size=c.pretrained_grid * c.patch_size)
-    text = CLIPTextCfg(context_length=77, vocab_size=49408, width=c.text_width, heads=c.text_heads,
-                       layers=c.text_layers)
+    vision = CLIPVisionCfg(
+        layers=c.vision_layers,
+        width=c.vision_width,
+        head_width=c.vision_width // c.vision_heads,
+        patch_size=c.patch_size,
+        image_size=c.pretrained_grid * c.patch_size,
+    )
+    text = CLIPTextCfg(
+        context_length=77, vocab_size=49408, width=c.text_width, heads=c.text_heads, layers=c.text_layers
+    )
     return model, open_clip.model.CLIP(c.embed_dim, vision_cfg=vision, text_cfg=text, quick_gelu=True)
 
 
@@ -90,8 +101,10 @@ def test_open_clip_checkpoint_loads_and_resizes_position_embedding(tmp_path, fmt
     assert model.clip.visual.positional_embedding.shape == (1 + 8 * 8, 64)
     torch.testing.assert_close(model.clip.visual.positional_embedding[0], state["visual.positional_embedding"][0])
     torch.testing.assert_close(model.clip.token_embedding.weight, state["token_embedding.weight"])
-    torch.testing.assert_close(model.clip.visual.transformer.resblocks[2].attn.in_proj_weight,
-                               state["visual.transformer.resblocks.2.attn.in_proj_weight"])
+    torch.testing.assert_close(
+        model.clip.visual.transformer.resblocks[2].attn.in_proj_weight,
+        state["visual.transformer.resblocks.2.attn.in_proj_weight"],
+    )
 
 
 def test_open_clip_checkpoint_wrong_keys(tmp_path):
