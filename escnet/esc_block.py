@@ -12,8 +12,13 @@ from .sam_prompt import SamPromptBlock
 
 
 def class_spans(t: int, chunk: int | None) -> list[tuple[int, int]]:
-    step = t if chunk is None else chunk
-    return [(s, min(s + step, t)) for s in range(0, t, step)]
+    """Class ranges of at most ``chunk`` classes; ``None``: one span over all T classes.
+
+    The ``None`` case builds no Python range over T, so T stays symbolic when exported.
+    """
+    if chunk is None:
+        return [(0, t)]
+    return [(s, min(s + chunk, t)) for s in range(0, t, chunk)]
 
 
 class ESCBlock(nn.Module):
@@ -50,7 +55,8 @@ class ESCBlock(nn.Module):
         for s, e in class_spans(t, chunk):
             tc = e - s
             xc = x[:, :, s:e].transpose(1, 2).reshape(b * tc, c, h, w)  # (B*Tc, C, h, w)
-            image = self.corr_to_sam(xc) + clip_sam.unsqueeze(1).expand(b, tc, -1, h, w).reshape(b * tc, -1, h, w)
+            # (B*Tc, S, h, w) -> (B, Tc, S, h, w) + the image's CLIP term broadcast over its classes
+            image = (self.corr_to_sam(xc).reshape(b, tc, -1, h, w) + clip_sam.unsqueeze(1)).reshape(b * tc, -1, h, w)
             refined = self.sam(
                 image,
                 points[:, s:e].reshape(b * tc, *points.shape[2:]),  # (B*Tc, K, 2)

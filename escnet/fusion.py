@@ -74,8 +74,8 @@ class ClassAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, text: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
         t = x.shape[1]
-        step = t if chunk is None else chunk
-        spans = [(s, min(s + step, t)) for s in range(0, t, step)]
+        # chunk None: one span, no Python range over T (T stays symbolic when exported)
+        spans = [(0, t)] if chunk is None else [(s, min(s + chunk, t)) for s in range(0, t, chunk)]
         kv = None
         k_sum = None
         for s, e in spans:  # pass 1: sum over classes of phi(k) v^T and phi(k)

@@ -67,5 +67,11 @@ class SamPromptBlock(nn.Module):
         sparse = self.sparse_embeddings(points)
         image = image + self.dense_embeddings(mask)
         pe = self.prompt_encoder.pe_layer((h, w)).unsqueeze(0)  # (1, dim, h, w)
-        _, keys = self.transformer(image, pe, sparse)  # keys (N, h*w, dim)
+        # TwoWayTransformer.forward without its final token-to-image attention, which only
+        # updates the point tokens (unused here): the image side is the keys after the layers.
+        keys = image.flatten(2).transpose(1, 2)  # (N, h*w, dim)
+        key_pe = pe.flatten(2).transpose(1, 2)  # (1, h*w, dim)
+        queries = sparse
+        for layer in self.transformer.layers:
+            queries, keys = layer(queries=queries, keys=keys, query_pe=sparse, key_pe=key_pe)
         return keys.transpose(1, 2).reshape(n, c, h, w)

@@ -1,0 +1,29 @@
+"""The export-friendly SAM path equals segment_anything's own modules."""
+
+import torch
+
+
+def test_prompt_embeddings_equal_sam_prompt_encoder(tiny_model):
+    block = tiny_model.blocks[0].sam
+    g = torch.Generator().manual_seed(0)
+    points = torch.rand(3, 5, 2, generator=g)  # normalised (x, y)
+    mask = torch.rand(3, 1, 32, 32, generator=g)
+    size = tiny_model.config.image_size
+    with torch.no_grad():
+        # SAM takes pixel coordinates and shifts them by half a pixel itself
+        sparse, dense = block.prompt_encoder(points=(points * size - 0.5, torch.ones(3, 5)), boxes=None, masks=mask)
+        torch.testing.assert_close(block.sparse_embeddings(points), sparse)
+        torch.testing.assert_close(block.dense_embeddings(mask), dense)
+
+
+def test_refined_features_equal_two_way_transformer_keys(tiny_model):
+    block = tiny_model.blocks[1].sam
+    g = torch.Generator().manual_seed(1)
+    image = torch.randn(2, 32, 8, 8, generator=g)
+    points = torch.rand(2, 5, 2, generator=g)
+    mask = torch.rand(2, 1, 32, 32, generator=g)
+    with torch.no_grad():
+        pe = block.prompt_encoder.get_dense_pe()
+        _, keys = block.transformer(image + block.dense_embeddings(mask), pe, block.sparse_embeddings(points))
+        expected = keys.transpose(1, 2).reshape(2, 32, 8, 8)
+        torch.testing.assert_close(block(image, points, mask), expected)
