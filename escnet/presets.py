@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .config import ClipConfig, ESCNetConfig, FusionConfig, PromptConfig, SamConfig
+from .config import DEFAULT_TEMPLATES, ClipConfig, ESCNetConfig, FusionConfig, PromptConfig, SamConfig
 
 
 def _clip_from_open_clip(name: str) -> ClipConfig:
@@ -71,6 +71,24 @@ def tiny() -> ESCNetConfig:
         fusion=FusionConfig(window=4, shift=2, swin_heads=2, class_heads=2, text_guidance_dim=32),
         class_chunk=64,
     )
+
+
+def imagenet_templates() -> tuple[str, ...]:
+    """CLIP's 80 ImageNet prompt templates (from open_clip), as ``{}`` format strings."""
+    from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
+
+    return tuple(template("{}") for template in OPENAI_IMAGENET_TEMPLATES)
+
+
+def with_templates(config: ESCNetConfig, templates: str | tuple[str, ...]) -> ESCNetConfig:
+    """The config with another template set: "default" (one), "imagenet" (80) or explicit strings."""
+    if templates == "imagenet":
+        templates = imagenet_templates()
+    elif templates == "default":
+        templates = DEFAULT_TEMPLATES
+    if not templates or any(not isinstance(t, str) or t.count("{}") != 1 for t in templates):
+        raise ValueError("templates must be 'default', 'imagenet' or strings each with exactly one '{}'")
+    return config.replace(templates=tuple(templates))
 
 
 PRESETS: dict[str, Callable[[], ESCNetConfig]] = {"vit-b16": vit_b16, "vit-l14": vit_l14, "tiny": tiny}

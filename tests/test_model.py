@@ -114,3 +114,18 @@ def test_vit_b16_forward_five_classes():
         logits = model(torch.randn(1, 3, 384, 384), ["cat", "dog", "car", "tree", "sky"])
     assert logits.shape == (1, 5, 96, 96)
     assert torch.isfinite(logits).all()
+
+
+def test_imagenet_templates_option(tiny_images):
+    from escnet.model import ESCNet
+    from escnet.presets import get_config, with_templates
+
+    config = with_templates(get_config("tiny"), "imagenet")
+    assert config.num_templates == 80 and all("{}" in t for t in config.templates)
+    torch.manual_seed(0)
+    model = ESCNet(config).eval()
+    with torch.no_grad():
+        assert model.embed_classes(["cat", "dog"]).shape == (2, 80, 32)
+        assert model(tiny_images[:1], ["cat", "dog"]).shape == (1, 2, 32, 32)
+    with pytest.raises(ValueError, match="exactly one"):
+        with_templates(get_config("tiny"), ("no placeholder",))
