@@ -1,19 +1,34 @@
 """escnet_runtime: the torch-free deployment runtime (contract, tokenizer, backends, pipeline).
 
-Imports numpy, onnxruntime and (optionally) tensorrt; never torch, open_clip or escnet.
+Imports numpy, onnxruntime, Pillow, regex/ftfy and (optionally, only for the "trt" backend)
+tensorrt; never torch, open_clip or escnet.
 """
 
+from .cache import ModelIdentity, TextEmbeddingCache, default_cache_dir
 from .contract import FORMAT_VERSION, GRAPH_NAMES, GraphSpec, ModelDims, TensorSpec, graph_specs
+from .errors import BackendError, InputError
 from .manifest import Manifest, ManifestError, load_manifest, write_manifest
+from .segmenter import Segmenter, SegmentResult
+from .tokenizer import ClipTokenizer
+from .vocabulary import ClassNameTruncatedWarning
 
 __all__ = [
     "FORMAT_VERSION",
     "GRAPH_NAMES",
+    "BackendError",
+    "ClassNameTruncatedWarning",
+    "ClipTokenizer",
     "GraphSpec",
+    "InputError",
     "Manifest",
     "ManifestError",
     "ModelDims",
+    "ModelIdentity",
+    "SegmentResult",
+    "Segmenter",
     "TensorSpec",
+    "TextEmbeddingCache",
+    "default_cache_dir",
     "graph_specs",
     "load_manifest",
     "write_manifest",

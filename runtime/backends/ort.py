@@ -1,0 +1,154 @@
+"""ONNX Runtime with one chosen execution provider; refuses to run on any other.
+
+ONNX Runtime silently falls back to the CPU provider when the requested one cannot load (no
+CUDA libraries, a CPU-only wheel). This backend checks ``session.get_providers()`` after every
+session is created and raises instead. On CUDA / TensorRT providers it uses IO binding: outputs
+that the next graph reads (image features -> decoder) and the class embeddings stay on the GPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from ..contract import GraphSpec
+from ..errors import BackendError
+from ..manifest import Manifest
+from .base import check_feed
+
+PROVIDERS = {
+    "ort-cpu": "CPUExecutionProvider",
+    "ort-cuda": "CUDAExecutionProvider",
+    "ort-trt": "TensorrtExecutionProvider",
+}
+
+
+def _provider_options(provider: str, device_id: int, cache_dir: Path) -> list[Any]:
+    """The provider list handed to ONNX Runtime (TensorRT caches its engines: no rebuild per run)."""
+    if provider == "CUDAExecutionProvider":
+        return [(provider, {"device_id": device_id})]
+    if provider == "TensorrtExecutionProvider":
+        trt_opts = {
+            "device_id": device_id,
+            "trt_engine_cache_enable": True,
+            "trt_engine_cache_path": str(cache_dir),
+            "trt_timing_cache_enable": True,
+            "trt_timing_cache_path": str(cache_dir),
+        }
+        # Nodes TensorRT cannot take run on CUDA, not on the CPU.
+        return [(provider, trt_opts), ("CUDAExecutionProvider", {"device_id": device_id})]
+    return [provider]
+
+
+class OrtBackend:
+    """Sessions are created on first use of each graph (a text-only run never loads the decoder)."""
+
+    def __init__(
+        self,
+        folder: str | Path,
+        manifest: Manifest,
+        name: str = "ort-cpu",
+        threads: int | None = None,
+        device_id: int = 0,
+        trt_cache_dir: str | Path | None = None,
+    ) -> None:
+        if name not in PROVIDERS:
+            raise BackendError(f"unknown ONNX Runtime backend {name!r}; expected one of {sorted(PROVIDERS)}")
+        self.name = name
+        self.precision = "fp32"  # the exported ONNX graphs are float32
+        self.folder = Path(folder)
+        self.manifest = manifest
+        self.provider = PROVIDERS[name]
+        available = ort.get_available_providers()
+        if self.provider not in available:
+            raise BackendError(
+                f"backend {name!r} needs ONNX Runtime's {self.provider}, but this onnxruntime "
+                f"{ort.__version__} only has {', '.join(available)} (install onnxruntime-gpu for CUDA/TensorRT)"
+            )
+        self.device_id = device_id
+        self.threads = threads
+        self.trt_cache_dir = Path(trt_cache_dir) if trt_cache_dir else self.folder / "ort_trt_cache"
+        self.on_gpu = self.provider != "CPUExecutionProvider"
+        self._sessions: dict[str, ort.InferenceSession] = {}
+
+    def graph_sha256(self, graph: str) -> str:
+        return self.manifest.files[self.manifest.graphs[graph].file]
+
+    def _session(self, graph: str) -> ort.InferenceSession:
+        session = self._sessions.get(graph)
+        if session is not None:
+            return session
+        spec = self.manifest.graphs[graph]
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3  # errors only; fall-back is detected below, not read from logs
+        if self.threads:
+            opts.intra_op_num_threads = self.threads
+        providers = _provider_options(self.provider, self.device_id, self.trt_cache_dir)
+        if self.provider == "TensorrtExecutionProvider":
+            self.trt_cache_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            session = ort.InferenceSession(str(self.folder / spec.file), sess_options=opts, providers=providers)
+        except Exception as e:  # onnxruntime raises its own exception types, none of them exported stably
+            raise BackendError(f"{spec.file}: ONNX Runtime could not load it ({type(e).__name__}: {e})") from None
+        running = session.get_providers()
+        if not running or running[0] != self.provider:
+            raise BackendError(
+                f"backend {self.name!r}: ONNX Runtime fell back to {', '.join(running)} instead of "
+                f"{self.provider} for {spec.file} (is CUDA/TensorRT installed and a GPU visible?)"
+            )
+        self._check_io(spec, session)
+        self._sessions[graph] = session
+        return session
+
+    @staticmethod
+    def _check_io(spec: GraphSpec, session: ort.InferenceSession) -> None:
+        inputs = [i.name for i in session.get_inputs()]
+        outputs = [o.name for o in session.get_outputs()]
+        if inputs != spec.input_names or outputs != spec.output_names:
+            raise BackendError(
+                f"{spec.file}: graph inputs {inputs} / outputs {outputs} differ from the manifest's "
+                f"{spec.input_names} / {spec.output_names}"
+            )
+
+    def run(self, graph: str, inputs: Mapping[str, Any], keep_on_device: Sequence[str] = ()) -> dict[str, Any]:
+        """Run one graph; with a GPU provider, outputs named in ``keep_on_device`` stay OrtValues on it."""
+        spec = self.manifest.graphs[graph]
+        check_feed(spec, inputs)
+        session = self._session(graph)
+        try:
+            if not self.on_gpu:
+                values = session.run(spec.output_names, dict(inputs))
+                return dict(zip(spec.output_names, values, strict=True))
+            return self._run_bound(session, spec, inputs, keep_on_device)
+        except BackendError:
+            raise
+        except Exception as e:
+            raise BackendError(f"{graph}: ONNX Runtime failed ({type(e).__name__}: {e})") from None
+
+    def _run_bound(
+        self, session: ort.InferenceSession, spec: GraphSpec, inputs: Mapping[str, Any], keep: Sequence[str]
+    ) -> dict[str, Any]:
+        binding = session.io_binding()
+        for name in spec.input_names:
+            value = inputs[name]
+            if isinstance(value, ort.OrtValue):
+                binding.bind_ortvalue_input(name, value)  # already on the device: no copy
+            else:
+                binding.bind_cpu_input(name, np.ascontiguousarray(value))
+        for name in spec.output_names:
+            binding.bind_output(name, "cuda", self.device_id)
+        session.run_with_iobinding(binding)
+        outputs = dict(zip(spec.output_names, binding.get_outputs(), strict=True))
+        return {name: (v if name in keep else v.numpy()) for name, v in outputs.items()}
+
+    def put(self, array: np.ndarray) -> Any:
+        if not self.on_gpu:
+            return array
+        return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array), "cuda", self.device_id)
+
+    def to_host(self, value: Any) -> np.ndarray:
+        return value.numpy() if isinstance(value, ort.OrtValue) else np.asarray(value)

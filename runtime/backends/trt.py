@@ -1,0 +1,176 @@
+"""TensorRT engines through TensorRT's Python API (TensorRT 10: named tensors, enqueueV3).
+
+TensorRT and cuda-python (device memory, copies, a stream) are imported only when this backend
+is built; where either is missing it raises one clear BackendError. Device buffers persist per
+tensor and grow on demand; outputs the next graph reads can stay on the GPU (``keep_on_device``).
+Engines are looked up as ``<graph>.engine`` or ``<graph>.plan`` in the engines folder
+(default: ``<artifacts>/trt``, where ``escnet-export trt`` writes them).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import BackendError
+from ..fileio import sha256_file
+from ..manifest import Manifest
+from .base import check_feed
+
+ENGINE_SUFFIXES = (".engine", ".plan")
+
+
+def _import_tensorrt() -> tuple[Any, Any]:
+    """(tensorrt, cudart) or a BackendError naming what is missing."""
+    try:
+        import tensorrt as trt
+    except ImportError:
+        raise BackendError(
+            "backend 'trt' needs TensorRT's Python package (pip install tensorrt) and a CUDA GPU; "
+            "it is not installed here (use --backend ort-cpu)"
+        ) from None
+    try:
+        from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
+    except ImportError:
+        try:
+            from cuda import cudart  # older cuda-python
+        except ImportError:
+            raise BackendError("backend 'trt' needs cuda-python for device memory (pip install cuda-python)") from None
+    return trt, cudart
+
+
+def _check(result: Any, what: str) -> Any:
+    """cuda-python calls return (error, *values); raise on an error, return the values."""
+    err, *values = result if isinstance(result, tuple) else (result,)
+    if int(err) != 0:
+        raise BackendError(f"CUDA error in {what}: {err}")
+    return values[0] if len(values) == 1 else values
+
+
+@dataclass
+class DeviceTensor:
+    """A tensor living in a device buffer owned by the backend."""
+
+    ptr: int
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+
+class TrtBackend:
+    def __init__(
+        self, folder: str | Path, manifest: Manifest, engines_dir: str | Path | None = None, device_id: int = 0
+    ) -> None:
+        trt, cudart = _import_tensorrt()
+        self.trt, self.cudart = trt, cudart
+        self.name = "trt"
+        self.manifest = manifest
+        self.engines_dir = Path(engines_dir) if engines_dir else Path(folder) / "trt"
+        _check(cudart.cudaSetDevice(device_id), "cudaSetDevice")
+        self.stream = _check(cudart.cudaStreamCreate(), "cudaStreamCreate")
+        self.precision = self._read_precision()
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._runtime = trt.Runtime(self._logger)
+        self._engines: dict[str, Any] = {}
+        self._contexts: dict[str, Any] = {}
+        self._files: dict[str, Path] = {}
+        self._buffers: dict[tuple[str, str], tuple[int, int]] = {}  # (graph, tensor) -> (ptr, bytes)
+
+    def _read_precision(self) -> str:
+        build = self.engines_dir / "build.json"
+        if build.is_file():
+            try:
+                data = json.loads(build.read_text())
+            except (OSError, json.JSONDecodeError):
+                return "unknown"
+            if isinstance(data, dict):
+                return "fp16" if data.get("fp16") or data.get("precision") == "fp16" else "fp32"
+        return "fp32"
+
+    def _engine_file(self, graph: str) -> Path:
+        for suffix in ENGINE_SUFFIXES:
+            path = self.engines_dir / f"{graph}{suffix}"
+            if path.is_file():
+                return path
+        raise BackendError(f"no TensorRT engine for {graph} in {self.engines_dir} (run `escnet-export trt` first)")
+
+    def graph_sha256(self, graph: str) -> str:
+        return sha256_file(self._engine_file(graph))
+
+    def _context(self, graph: str) -> Any:
+        if graph not in self._contexts:
+            path = self._engine_file(graph)
+            engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
+            if engine is None:
+                raise BackendError(f"{path}: TensorRT could not deserialize it (other TensorRT version or GPU?)")
+            self._engines[graph], self._files[graph] = engine, path
+            self._contexts[graph] = engine.create_execution_context()
+        return self._contexts[graph]
+
+    def _buffer(self, graph: str, tensor: str, nbytes: int) -> int:
+        ptr, size = self._buffers.get((graph, tensor), (0, 0))
+        if size < nbytes:
+            if ptr:
+                _check(self.cudart.cudaFree(ptr), "cudaFree")
+            ptr = int(_check(self.cudart.cudaMalloc(max(nbytes, 1)), "cudaMalloc"))
+            self._buffers[(graph, tensor)] = (ptr, nbytes)
+        return ptr
+
+    def run(self, graph: str, inputs: Mapping[str, Any], keep_on_device: Sequence[str] = ()) -> dict[str, Any]:
+        trt, cudart = self.trt, self.cudart
+        spec = self.manifest.graphs[graph]
+        check_feed(spec, inputs)
+        context, engine = self._context(graph), self._engines[graph]
+        h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        for name in spec.input_names:
+            value = inputs[name]
+            if isinstance(value, DeviceTensor):
+                shape, ptr = value.shape, value.ptr
+            else:
+                host = np.ascontiguousarray(value, dtype=trt.nptype(engine.get_tensor_dtype(name)))
+                shape, ptr = host.shape, self._buffer(graph, name, host.nbytes)
+                _check(cudart.cudaMemcpyAsync(ptr, host.ctypes.data, host.nbytes, h2d, self.stream), "H2D copy")
+            if not context.set_input_shape(name, tuple(shape)):
+                raise BackendError(f"{graph}.{name}: shape {tuple(shape)} is outside the engine's profile")
+            context.set_tensor_address(name, ptr)
+        outputs: dict[str, Any] = {}
+        for name in spec.output_names:
+            shape = tuple(context.get_tensor_shape(name))
+            dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
+            ptr = self._buffer(graph, name, int(np.prod(shape)) * dtype.itemsize)
+            context.set_tensor_address(name, ptr)
+            outputs[name] = DeviceTensor(ptr, shape, dtype)
+        if not context.execute_async_v3(int(self.stream)):
+            raise BackendError(f"{graph}: TensorRT execution failed")
+        result: dict[str, Any] = {}
+        for name, dev in outputs.items():
+            if name in keep_on_device:
+                result[name] = dev
+                continue
+            host = np.empty(dev.shape, dtype=dev.dtype)
+            _check(cudart.cudaMemcpyAsync(host.ctypes.data, dev.ptr, host.nbytes, d2h, self.stream), "D2H copy")
+            result[name] = host
+        _check(cudart.cudaStreamSynchronize(self.stream), "cudaStreamSynchronize")
+        return {
+            k: (v.astype(np.float32) if isinstance(v, np.ndarray) and v.dtype == np.float16 else v)
+            for k, v in result.items()
+        }
+
+    def put(self, array: np.ndarray) -> Any:
+        host = np.ascontiguousarray(array)
+        ptr = int(_check(self.cudart.cudaMalloc(max(host.nbytes, 1)), "cudaMalloc"))
+        kind = self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        _check(self.cudart.cudaMemcpy(ptr, host.ctypes.data, host.nbytes, kind), "H2D copy")
+        return DeviceTensor(ptr, host.shape, host.dtype)
+
+    def to_host(self, value: Any) -> np.ndarray:
+        if not isinstance(value, DeviceTensor):
+            return np.asarray(value)
+        host = np.empty(value.shape, dtype=value.dtype)
+        kind = self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        _check(self.cudart.cudaMemcpy(host.ctypes.data, value.ptr, host.nbytes, kind), "D2H copy")
+        return host

@@ -1,0 +1,181 @@
+"""``escnet-segment``: segment images with an exported ESC-Net, without torch.
+
+Per image, into --out: ``<stem>.labels.png`` (palette label map), ``<stem>.overlay.png`` (image
+blended with class colours, with a legend) and ``<stem>.json`` (per-class pixel shares).
+``--precompute`` only encodes the vocabulary into the text-embedding cache.
+Bad input (images, class lists, artifacts, backends) prints one line on stderr and exits 2;
+no file is written half.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from PIL import Image, UnidentifiedImageError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .errors import BackendError, InputError
+from .image_io import DEFAULT_MAX_PIXELS, load_image
+from .manifest import ManifestError
+from .outputs import OutputPaths, write_outputs
+from .vocabulary import ClassNameTruncatedWarning, parse_class_list
+
+EXIT_USER_ERROR = 2
+EXIT_INTERNAL = 1
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help=__doc__)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _say(kind: str, message: str) -> None:
+    err.print(f"escnet-segment: {kind}: {' '.join(str(message).split())}", markup=False)
+
+
+def read_classes(classes: str | None, classes_file: Path | None) -> list[str]:
+    """Exactly one of --classes "a,b" and --classes-file (one name per line; blank lines skipped)."""
+    if (classes is None) == (classes_file is None):
+        raise InputError('give exactly one of --classes "a,b,c" and --classes-file FILE')
+    if classes is not None:
+        return parse_class_list(classes)
+    assert classes_file is not None
+    try:
+        text = classes_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"{classes_file}: cannot read the class list ({type(e).__name__})") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def preflight(images: list[Path], out: Path, max_pixels: int) -> list[OutputPaths]:
+    """Cheap checks on every image before any work: exists, is an image, not too large; unique outputs."""
+    seen: dict[Path, Path] = {}
+    paths = []
+    for image in images:
+        if not image.is_file():
+            raise InputError(f"{image}: no such file")
+        try:
+            Image.MAX_IMAGE_PIXELS, old = None, Image.MAX_IMAGE_PIXELS
+            with Image.open(image) as img:
+                w, h = img.size
+        except UnidentifiedImageError:
+            raise InputError(f"{image}: not an image Pillow can read") from None
+        except (OSError, SyntaxError, ValueError) as e:
+            raise InputError(f"{image}: damaged image ({e})") from None
+        finally:
+            Image.MAX_IMAGE_PIXELS = old
+        if w * h > max_pixels:
+            raise InputError(
+                f"{image}: image is {w}x{h} ({w * h / 1e6:.0f} Mpx), over the limit of {max_pixels / 1e6:.0f} Mpx "
+                "(raise it with --max-pixels if memory allows)"
+            )
+        p = OutputPaths.for_image(out, image)
+        if p.labels in seen:
+            raise InputError(f"{image} and {seen[p.labels]} would write the same outputs in {out}; rename one")
+        seen[p.labels] = image
+        paths.append(p)
+    return paths
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=not err.is_terminal,
+    )
+
+
+def run(
+    images: list[Path],
+    artifacts: Path,
+    classes: str | None,
+    classes_file: Path | None,
+    out: Path,
+    backend: str,
+    sliding_window: bool,
+    cache_dir: Path | None,
+    disk_cache: bool,
+    precompute: bool,
+    max_pixels: int,
+    batch_size: int,
+) -> int:
+    """The command's work; raises InputError / ManifestError / BackendError for user mistakes."""
+    from .segmenter import Segmenter  # after argument checks: onnxruntime loads here
+
+    names = read_classes(classes, classes_file)
+    if not images and not precompute:
+        raise InputError("no images given (or use --precompute to only fill the text-embedding cache)")
+    outputs = preflight(images, out, max_pixels)
+    seg = Segmenter(artifacts, backend=backend, cache_dir=cache_dir, disk_cache=disk_cache, batch_size=batch_size)
+    with _progress() as bar:
+        task = bar.add_task("text embeddings", total=None)
+        seg.set_vocabulary(names, progress=lambda done, total: bar.update(task, completed=done, total=total))
+        bar.update(task, completed=1, total=1)
+        if precompute:
+            stats = seg.cache.stats
+            where = seg.cache.directory or "memory only"
+            err.print(f"escnet-segment: {len(names)} classes cached ({stats.disk_writes} new entries) in {where}")
+            return 0
+        task = bar.add_task("images", total=len(images))
+        failures = 0
+        for image, paths in zip(images, outputs, strict=True):
+            try:
+                array = load_image(image, max_pixels)
+                result = seg.segment(array, sliding_window=sliding_window)
+                meta = {"image": str(image), "backend": backend, "sliding_window": sliding_window}
+                write_outputs(paths, array, result, meta)
+            except InputError as e:
+                _say("error", str(e))
+                failures += 1
+            bar.advance(task)
+    return EXIT_USER_ERROR if failures else 0
+
+
+@app.command()
+def segment(
+    images: Annotated[list[Path] | None, typer.Argument(help="image files", show_default=False)] = None,
+    artifacts: Annotated[Path, typer.Option(help="artifacts folder written by `escnet-export onnx`")] = Path(
+        "artifacts"
+    ),
+    classes: Annotated[str | None, typer.Option(help='comma-separated class names, e.g. "cat,grass,sky"')] = None,
+    classes_file: Annotated[Path | None, typer.Option(help="file with one class name per line")] = None,
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("segments"),
+    backend: Annotated[str, typer.Option(help="ort-cpu, ort-cuda, ort-trt or trt")] = "ort-cpu",
+    sliding_window: Annotated[bool, typer.Option(help="CAT-Seg sliding windows + a global view")] = False,
+    cache_dir: Annotated[Path | None, typer.Option(help="text-embedding cache (default ~/.cache/escnet)")] = None,
+    disk_cache: Annotated[bool, typer.Option(help="keep text embeddings on disk between runs")] = True,
+    precompute: Annotated[bool, typer.Option(help="only encode the classes into the cache")] = False,
+    max_pixels: Annotated[int, typer.Option(help="refuse larger images")] = DEFAULT_MAX_PIXELS,
+    batch_size: Annotated[int, typer.Option(help="views per encoder/decoder call")] = 4,
+) -> None:
+    """Segment IMAGES with the given classes; writes label and overlay PNGs and a JSON per image."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ClassNameTruncatedWarning)
+        try:
+            code = run(
+                list(images or []), artifacts, classes, classes_file, out, backend, sliding_window,
+                cache_dir, disk_cache, precompute, max_pixels, batch_size,
+            )  # fmt: skip
+        except (InputError, ManifestError, BackendError) as e:
+            _say("error", str(e))
+            code = EXIT_USER_ERROR
+        except MemoryError:
+            _say("error", "out of memory (fewer classes, a smaller image or --batch-size 1)")
+            code = EXIT_USER_ERROR
+        except Exception as e:  # a bug: still one line, and a distinct exit code
+            _say("internal error", f"{type(e).__name__}: {e}")
+            code = EXIT_INTERNAL
+        finally:
+            for w in caught:
+                if issubclass(w.category, ClassNameTruncatedWarning):
+                    _say("warning", str(w.message))
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,175 @@
+"""The pipeline: ``Segmenter(artifacts, backend).set_vocabulary(names).segment(image)``.
+
+Numerically the reference in escnet/inference.py: normalise at the image's size, resize each
+view, run the image encoder and the decoder (all T classes in one call: linear class attention
+couples classes), upsample logits to S, sigmoid, average windows (sliding window), upsample to
+the image's size, arg-max over classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .backends import Backend, create_backend
+from .cache import ModelIdentity, TextEmbeddingCache, default_cache_dir
+from .contract import CLASS_EMBEDDINGS, DECODER, IMAGE, IMAGE_ENCODER, LOGITS, TEXT_ENCODER
+from .errors import InputError
+from .image_io import load_image
+from .manifest import Manifest, load_manifest
+from .postprocess import upsample_and_label, view_probabilities
+from .preprocess import check_image, view
+from .sliding import FoldAccumulator, WindowGrid, sliding_views
+from .text_encoder import TextEncoder
+from .tokenizer import ClipTokenizer
+
+ImageLike = np.ndarray | str | Path
+
+
+@dataclass(frozen=True)
+class SegmentResult:
+    """labels (H, W) int32 class indices at the image's size; scores (T, H, W) float32 when asked for."""
+
+    labels: np.ndarray
+    class_names: tuple[str, ...]
+    scores: np.ndarray | None = None
+
+    def shares(self) -> dict[str, float]:
+        """Class name -> fraction of the image's pixels labelled with it (every class, summing to 1)."""
+        counts = np.bincount(self.labels.ravel(), minlength=len(self.class_names))
+        total = max(1, int(self.labels.size))
+        return {name: float(c) / total for name, c in zip(self.class_names, counts, strict=True)}
+
+
+class Segmenter:
+    """Open-vocabulary segmentation from an artifacts folder, without torch.
+
+    ``backend``: "ort-cpu", "ort-cuda", "ort-trt" or "trt". ``cache_dir``: where text embeddings
+    persist (default ``~/.cache/escnet/text-embeddings``); ``disk_cache=False`` keeps them in
+    memory only. ``batch_size``: views per image-encoder/decoder call.
+    """
+
+    def __init__(
+        self,
+        artifacts: str | Path,
+        backend: str = "ort-cpu",
+        cache_dir: str | Path | None = None,
+        disk_cache: bool = True,
+        batch_size: int = 4,
+        verify: bool = True,
+        **backend_options: Any,
+    ) -> None:
+        self.folder = Path(artifacts)
+        self.manifest: Manifest = load_manifest(self.folder, verify=verify)
+        if batch_size < 1:
+            raise InputError(f"batch_size is {batch_size}; expected at least 1")
+        self.batch_size = batch_size
+        self.backend: Backend = create_backend(backend, self.folder, self.manifest, **backend_options)
+        spec = self.manifest.tokenizer
+        self.tokenizer = ClipTokenizer.from_spec(self.folder, spec, verify=False)  # verified with the manifest
+        self.image_size = self.manifest.preprocess.image_size
+        identity = ModelIdentity(
+            text_encoder_sha256=self.backend.graph_sha256(TEXT_ENCODER),
+            tokenizer_sha256=spec.vocab_sha256,
+            context_length=spec.context_length,
+            precision=self.backend.precision,
+        )
+        dim = int(self.manifest.graphs[TEXT_ENCODER].outputs[0].shape[-1])
+        directory = (Path(cache_dir) if cache_dir else default_cache_dir()) if disk_cache else None
+        self.cache = TextEmbeddingCache(directory, dim=dim)
+        self.text = TextEncoder(self.backend, self.tokenizer, self.manifest.templates, identity, self.cache)
+        self.class_names: tuple[str, ...] = ()
+        self._embeddings: np.ndarray | None = None  # (T, P, D) float32
+        self._device_embeddings: Any = None
+
+    @property
+    def templates(self) -> tuple[str, ...]:
+        return self.manifest.templates
+
+    def encode_vocabulary(self, names: Sequence[str], progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """names -> text embeddings (T, P, D) float32, from the cache where present (also fills it)."""
+        return self.text.encode(names, progress)
+
+    def set_vocabulary(self, names: Sequence[str], progress: Callable[[int, int], None] | None = None) -> Segmenter:
+        """The classes ``segment`` chooses from, in label order."""
+        emb = self.encode_vocabulary(names, progress)
+        self.class_names = tuple(names)
+        self._embeddings = emb
+        self._device_embeddings = self.backend.put(emb)
+        return self
+
+    @property
+    def embeddings(self) -> np.ndarray:
+        if self._embeddings is None:
+            raise InputError("no vocabulary; call set_vocabulary(names) first")
+        return self._embeddings
+
+    def _probabilities(self, views: np.ndarray) -> list[np.ndarray]:
+        """views (V, 3, S, S) -> per view probabilities (T, S, S), V split into batches."""
+        self.embeddings  # noqa: B018 (raises without a vocabulary)
+        out: list[np.ndarray] = []
+        for start in range(0, len(views), self.batch_size):
+            batch = np.ascontiguousarray(views[start : start + self.batch_size])
+            features = self.backend.run(
+                IMAGE_ENCODER, {IMAGE: batch}, keep_on_device=(*self.manifest.graphs[IMAGE_ENCODER].output_names,)
+            )
+            feed = {**features, CLASS_EMBEDDINGS: self._device_embeddings}
+            logits = self.backend.to_host(self.backend.run(DECODER, feed)[LOGITS])  # (b, T, 4g, 4g)
+            out.extend(view_probabilities(logits[i], self.image_size) for i in range(len(batch)))
+        return out
+
+    def _scores_single(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """Single view: every image resized to S; (T, S, S) per image."""
+        views = np.stack([view(img, self.image_size, self.manifest.preprocess) for img in images])
+        return self._probabilities(views)
+
+    def _scores_sliding(self, image: np.ndarray) -> np.ndarray:
+        """Sliding window: (T, BIG, BIG) for one image."""
+        grid = WindowGrid.for_size(self.image_size)
+        views = sliding_views(image, self.manifest.preprocess, grid)  # (L + 1, 3, S, S)
+        n = len(grid.corners)
+        acc = FoldAccumulator(grid, len(self.class_names))
+        order = [n, *range(n - 1, -1, -1)]  # global view, then windows last-to-first (F.fold's order)
+        global_probs = None
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            for i, probs in zip(idx, self._probabilities(views[idx]), strict=True):
+                if i == n:
+                    global_probs = probs
+                else:
+                    acc.add(i, probs)
+        assert global_probs is not None
+        return acc.finish(global_probs)
+
+    def segment(
+        self,
+        images: ImageLike | Sequence[ImageLike],
+        sliding_window: bool = False,
+        return_scores: bool = False,
+    ) -> SegmentResult | list[SegmentResult]:
+        """One image (H, W, 3) uint8 (or a path) -> SegmentResult; a list or (B, H, W, 3) -> a list.
+
+        ``return_scores``: also return the class scores (T, H, W) in [0, 1] (sigmoid, averaged over
+        views) at the image's size; the labels are their arg-max.
+        """
+        single = isinstance(images, str | Path) or (isinstance(images, np.ndarray) and images.ndim != 4)
+        batch = [images] if single else list(images)
+        if not batch:
+            raise InputError("no images given")
+        arrays = [check_image(load_image(x) if isinstance(x, str | Path) else x) for x in batch]
+        self.embeddings  # noqa: B018 (raises without a vocabulary)
+        results: list[SegmentResult] = []
+        for start in range(0, len(arrays), self.batch_size):
+            chunk = arrays[start : start + self.batch_size]
+            if sliding_window:
+                scores = [self._scores_sliding(img) for img in chunk]
+            else:
+                scores = self._scores_single(chunk)
+            for img, s in zip(chunk, scores, strict=True):
+                up = upsample_and_label(s, img.shape[:2], keep_scores=return_scores)
+                results.append(SegmentResult(up.labels, self.class_names, up.scores))
+        return results[0] if single else results
