@@ -1,0 +1,126 @@
+"""``escnet-export``: ``onnx`` (three graphs + manifest), ``trt`` (TensorRT engines), ``check`` (preflight).
+
+User mistakes and missing tools print one line on stderr and exit 2; a parity or readiness
+failure exits 1; no tracebacks for either.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from .errors import EXIT_PARITY_FAILED, EXIT_USER_ERROR, ExportError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Export ESC-Net to ONNX and TensorRT, and check artifacts before a build.",
+)
+out_console = Console(width=160)
+err_console = Console(stderr=True)
+
+
+def fail(message: str) -> typer.Exit:
+    """One line on stderr; the caller raises the returned Exit (code 2)."""
+    err_console.print(f"escnet-export: error: {message}", markup=False, highlight=False, soft_wrap=True)
+    return typer.Exit(EXIT_USER_ERROR)
+
+
+@app.command()
+def onnx(
+    preset: Annotated[str, typer.Option(help="vit-b16, vit-l14 or tiny")] = "vit-b16",
+    checkpoint: Annotated[Path | None, typer.Option(help="ESC-Net checkpoint (.safetensors)")] = None,
+    clip_weights: Annotated[str | None, typer.Option(help="CLIP state dict (with no checkpoint)")] = None,
+    sam_weights: Annotated[str | None, typer.Option(help="SAM checkpoint (with no checkpoint)")] = None,
+    out: Annotated[Path, typer.Option(help="artifacts folder")] = Path("artifacts"),
+    opset: Annotated[int, typer.Option(help="ONNX opset (18..20)")] = 18,
+    simplify: Annotated[bool, typer.Option(help="simplify the graphs with onnxslim when installed")] = True,
+) -> None:
+    """Write image_encoder.onnx, text_encoder.onnx, decoder.onnx, the vocabulary and manifest.json."""
+    from .onnx_pipeline import ExportOptions, run_export, validate_options
+    from .parity import parity_table
+    from .progress import steps
+
+    opts = ExportOptions(
+        preset=preset,
+        out=out,
+        checkpoint=checkpoint,
+        clip_weights=clip_weights,
+        sam_weights=sam_weights,
+        opset=opset,
+        simplify=simplify,
+    )
+    try:
+        validate_options(opts)
+        with steps(err_console, "escnet-export onnx") as step:
+            result = run_export(opts, step)
+    except ExportError as e:
+        raise fail(str(e)) from None
+    out_console.print(parity_table(result.parity))
+    for name, g in result.graphs.items():
+        out_console.print(
+            f"{name}: {g.nodes} nodes, {g.bytes / 2**20:.1f} MiB{' (external data)' if g.external_data else ''}, "
+            f"{result.timings.get(name, g.seconds):.1f} s"
+        )
+    if not result.passed:
+        failed = [f"{r.graph}/{r.tensor}: {'; '.join(r.failures)}" for r in result.parity if not r.passed]
+        err_console.print(f"escnet-export: parity over tolerance, nothing written: {' | '.join(failed)}", markup=False)
+        raise typer.Exit(EXIT_PARITY_FAILED)
+    out_console.print(f"wrote {out} in {result.seconds:.1f} s")
+
+
+@app.command()
+def trt(
+    onnx_dir: Annotated[Path, typer.Option(help="artifacts folder written by `escnet-export onnx`")] = Path(
+        "artifacts"
+    ),
+    out: Annotated[Path | None, typer.Option(help="engine folder (default: ONNX_DIR/trt)")] = None,
+    fp16: Annotated[bool, typer.Option(help="fp16 engines; overflow-prone layers pinned to fp32")] = False,
+    batch: Annotated[str, typer.Option(help="images per call, MIN:OPT:MAX")] = "1:1:4",
+    classes: Annotated[str, typer.Option(help="classes per call (and texts = classes x templates), MIN:OPT:MAX")] = (
+        "1:150:1024"
+    ),
+    timing_cache: Annotated[Path | None, typer.Option(help="timing cache, loaded and saved")] = None,
+    workspace: Annotated[float, typer.Option(help="workspace memory pool, GiB")] = 4.0,
+) -> None:
+    """Build one TensorRT engine per graph, with profiles for B, N and T and a build manifest."""
+    from .trt_build import TrtOptions, run_trt_build
+    from .trt_env import require_tensorrt_and_gpu
+
+    try:
+        require_tensorrt_and_gpu()  # before any work
+        opts = TrtOptions.parse(onnx_dir, out, fp16, batch, classes, timing_cache, workspace)
+        record = run_trt_build(opts, lambda msg: err_console.print(msg, markup=False))
+    except ExportError as e:
+        raise fail(str(e)) from None
+    out_console.print(f"wrote {len(record.engines)} engines to {opts.out}")
+
+
+@app.command()
+def check(
+    folder: Annotated[Path, typer.Argument(help="artifacts folder")] = Path("artifacts"),
+    fp16: Annotated[bool, typer.Option(help="run the fp16 risk report (ONNX Runtime, CPU)")] = True,
+) -> None:
+    """Preflight without a GPU: TensorRT op support, dynamic-shape hazards, size, fp16 risk."""
+    from .check import run_check
+    from .check_report import print_report
+
+    try:
+        report = run_check(folder, fp16=fp16)
+    except ExportError as e:
+        raise fail(str(e)) from None
+    print_report(out_console, report)
+    if not report.ready:
+        raise typer.Exit(EXIT_PARITY_FAILED)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

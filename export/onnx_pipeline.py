@@ -1,0 +1,170 @@
+"""``escnet-export onnx``: load the model, export three graphs, check them, publish atomically.
+
+Everything is written into a hidden staging folder inside the output folder first. Only after
+every graph has passed onnx.checker and the parity gate are the files moved into place (each
+move is an atomic rename), and the manifest, which lists every file with its sha256, is
+written last: an interrupted or failed export never leaves a folder that loads as complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from escnet_runtime.contract import MANIFEST_FILE, VOCAB_FILE, graph_specs
+from escnet_runtime.manifest import Manifest, write_manifest
+
+from .errors import ExportError
+from .manifest_build import build_manifest, copy_vocab, source_weight_hashes, tool_versions
+from .model_loading import check_preset, load_model
+from .onnx_export import PROTOBUF_LIMIT, ExportedGraph, export_graph
+from .parity import Comparison
+from .parity_run import graph_parity
+from .simplify import Simplifier, available_simplifier, simplify_graph
+from .wrappers import graph_modules, model_dims, sample_inputs
+
+DEFAULT_OPSET = 18  # the dynamo exporter's minimum; TensorRT 10's ONNX parser reads opsets 9-20
+MIN_OPSET, MAX_OPSET = 18, 20
+
+Step = Callable[[str], None]  # reports the start of a named step (progress bar)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    preset: str = "vit-b16"
+    out: Path = Path("artifacts")
+    checkpoint: Path | None = None
+    clip_weights: str | None = None
+    sam_weights: str | None = None
+    opset: int = DEFAULT_OPSET
+    simplify: bool = True
+    trace_batch: int = 2  # sizes the graphs are traced with ...
+    trace_classes: int = 3
+    parity_batch: int = 3  # ... and different sizes for the parity check, so a baked-in size fails
+    parity_classes: int = 5
+    external_threshold: int = PROTOBUF_LIMIT  # parameter bytes from which a graph uses external data
+
+
+@dataclass
+class ExportResult:
+    out: Path
+    manifest: Manifest | None
+    graphs: dict[str, ExportedGraph]
+    parity: list[Comparison]
+    seconds: float
+    published: bool
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.parity)
+
+
+def validate_options(opts: ExportOptions) -> None:
+    """User mistakes caught before any work."""
+    check_preset(opts.preset)
+    if not MIN_OPSET <= opts.opset <= MAX_OPSET:
+        raise ExportError(
+            f"--opset {opts.opset}: expected {MIN_OPSET}..{MAX_OPSET} "
+            "(the dynamo exporter's minimum to TensorRT's ONNX parser maximum)"
+        )
+    if opts.checkpoint is not None and (opts.clip_weights or opts.sam_weights):
+        raise ExportError("--checkpoint already holds every weight; do not combine it with --clip/--sam-weights")
+
+
+@contextlib.contextmanager
+def output_folder(out: Path) -> Iterator[Path]:
+    """Create ``out`` if needed, yield a staging folder inside it, remove the staging folder
+    (and ``out`` if this call created it and it stayed empty) however the export ends."""
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".escnet-export-", dir=out))
+    except OSError as e:
+        raise ExportError(f"cannot write to output folder {out}: {e.strerror or e}") from None
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only succeeds when empty
+
+
+def publish(staging: Path, out: Path, files: list[str], manifest: Manifest) -> None:
+    """Move ``files`` from staging into ``out`` (atomic renames), then write the manifest."""
+    with contextlib.suppress(FileNotFoundError):
+        (out / MANIFEST_FILE).unlink()  # the old manifest no longer describes the folder
+    mode = 0o666 & ~current_umask()
+    for name in files:
+        os.chmod(staging / name, mode)  # staged files are created private (mkstemp)
+        os.replace(staging / name, out / name)
+    os.chmod(write_manifest(out, manifest), mode)
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def run_export(opts: ExportOptions, step: Step = lambda _name: None) -> ExportResult:
+    """The whole ``onnx`` command; raises ExportError for user mistakes."""
+    start = time.perf_counter()
+    validate_options(opts)
+    timings: dict[str, float] = {}
+    with output_folder(opts.out) as staging:
+        step("loading the model")
+        model = load_model(opts.preset, opts.checkpoint, opts.clip_weights, opts.sam_weights)
+        specs = graph_specs(model_dims(model))
+        modules = graph_modules(model)
+        trace = sample_inputs(model, opts.trace_batch, opts.trace_classes, seed=0)
+        graphs: dict[str, ExportedGraph] = {}
+        simplifier = available_simplifier() if opts.simplify else None
+        for name, spec in specs.items():
+            step(f"exporting {spec.file}")
+            t0 = time.perf_counter()
+            graphs[name] = export_graph(modules[name], spec, trace[name], staging, opts.opset, opts.external_threshold)
+            if simplifier is not None:
+                step(f"simplifying {spec.file}")
+                graphs[name] = simplify_graph(graphs[name], spec)
+            timings[name] = time.perf_counter() - t0
+        step("parity against PyTorch (ONNX Runtime)")
+        sample = sample_inputs(model, opts.parity_batch, opts.parity_classes, seed=1)
+        parity = graph_parity(model, staging, specs, sample)
+        if not all(r.passed for r in parity):
+            return ExportResult(opts.out, None, graphs, parity, time.perf_counter() - start, False, timings)
+        step("writing the manifest")
+        copy_vocab(staging)
+        files = [f for g in graphs.values() for f in g.files] + [VOCAB_FILE]
+        manifest = build_manifest(
+            model,
+            specs,
+            staging,
+            files,
+            opts.opset,
+            tool_versions(simplifier or Simplifier("none", "")),
+            source_weight_hashes(opts.checkpoint, opts.clip_weights, opts.sam_weights),
+            extra=export_extra(graphs, parity, opts),
+        )
+        publish(staging, opts.out, files, manifest)
+    return ExportResult(opts.out, manifest, graphs, parity, time.perf_counter() - start, True, timings)
+
+
+def export_extra(graphs: dict[str, ExportedGraph], parity: list[Comparison], opts: ExportOptions) -> dict[str, object]:
+    return {
+        "graphs": {
+            name: {"nodes": g.nodes, "bytes": g.bytes, "external_data": g.external_data, "export_seconds": g.seconds}
+            for name, g in graphs.items()
+        },
+        "trace_sizes": {"batch": opts.trace_batch, "classes": opts.trace_classes},
+        "parity": {"sizes": {"batch": opts.parity_batch, "classes": opts.parity_classes}},
+        "parity_table": [r.to_dict() for r in parity],
+        "simplify": opts.simplify,
+    }

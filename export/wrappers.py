@@ -1,0 +1,103 @@
+"""The three exported graphs as plain ``nn.Module`` wrappers around one trained ESCNet.
+
+Each wrapper's positional inputs and outputs follow the contract's order
+(``escnet_runtime.contract.graph_specs``); names are attached by the exporter from the same specs.
+The decoder runs all classes at once (``class_chunk=None``): no Python loop over classes, so
+the class axis T stays symbolic in the exported graph.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from escnet_runtime.contract import DECODER, IMAGE_ENCODER, TEXT_ENCODER, ModelDims
+from torch import nn
+
+from escnet import ESCNet
+
+
+class ImageEncoderGraph(nn.Module):
+    """image (B, 3, S, S) -> dense (B, D, g, g), guidance_a (B, Ga, 2g, 2g), guidance_b (B, Gb, 4g, 4g)."""
+
+    def __init__(self, model: ESCNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        feats = self.model.encode_image(image)
+        return feats.dense, feats.guidance_a, feats.guidance_b
+
+
+class TextEncoderGraph(nn.Module):
+    """token ids (N, 77) int64 -> L2-normalised embeddings (N, D)."""
+
+    def __init__(self, model: ESCNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, token_ids: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_text(token_ids)
+
+
+class DecoderGraph(nn.Module):
+    """Image features + class embeddings (T, P, D) -> logits (B, T, 4g, 4g), pseudo prompts included."""
+
+    def __init__(self, model: ESCNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, dense: torch.Tensor, guidance_a: torch.Tensor, guidance_b: torch.Tensor, class_embeddings: torch.Tensor
+    ) -> torch.Tensor:
+        return self.model.decode(dense, guidance_a, guidance_b, class_embeddings, class_chunk=None)
+
+
+def graph_modules(model: ESCNet) -> dict[str, nn.Module]:
+    """One eval-mode wrapper per graph, keyed by the contract's graph names."""
+    modules: dict[str, nn.Module] = {
+        IMAGE_ENCODER: ImageEncoderGraph(model),
+        TEXT_ENCODER: TextEncoderGraph(model),
+        DECODER: DecoderGraph(model),
+    }
+    return {name: m.eval() for name, m in modules.items()}
+
+
+def model_dims(model: ESCNet) -> ModelDims:
+    """The contract's sizes, read from the model's config."""
+    c = model.config
+    return ModelDims(
+        image_size=c.image_size,
+        grid=c.grid,
+        embed_dim=c.clip.embed_dim,
+        guidance_a=c.guidance_dims[0],
+        guidance_b=c.guidance_dims[1],
+        context_length=c.clip.context_length,
+        num_templates=c.num_templates,
+    )
+
+
+SAMPLE_CLASS_NAMES: tuple[str, ...] = (
+    "wall", "building", "sky", "floor", "tree", "ceiling", "road", "bed", "window", "grass", "cabinet", "person",
+)  # fmt: skip
+
+
+@torch.no_grad()
+def sample_inputs(model: ESCNet, batch: int, classes: int, seed: int = 0) -> dict[str, tuple[torch.Tensor, ...]]:
+    """Positional inputs per graph: random CLIP-normalised images, real tokenised class names
+    (cycled if ``classes`` exceeds the list), and the decoder fed by the PyTorch encoders."""
+    g = torch.Generator().manual_seed(seed)
+    size = model.config.image_size
+    image = torch.randn(batch, 3, size, size, generator=g)
+    names = [f"{SAMPLE_CLASS_NAMES[i % len(SAMPLE_CLASS_NAMES)]}" for i in range(classes)]
+    names = [n if i < len(SAMPLE_CLASS_NAMES) else f"{n} {i}" for i, n in enumerate(names)]
+    tokens = model.tokenize(names)  # (T*P, L)
+    feats = model.encode_image(image)
+    text = model.encode_text(tokens).reshape(classes, model.config.num_templates, -1)
+    # A little noise makes the class embeddings less alike (random-init CLIP maps similar texts
+    # to near-identical vectors, which would make every class tie).
+    text = F.normalize(text + 0.5 * torch.randn(text.shape, generator=g), dim=-1)
+    return {
+        IMAGE_ENCODER: (image,),
+        TEXT_ENCODER: (tokens,),
+        DECODER: (feats.dense, feats.guidance_a, feats.guidance_b, text),
+    }
