@@ -1,0 +1,106 @@
+"""``escnet-bench``: every backend side by side on the same inputs; JSON, Markdown and plots.
+
+Bad arguments are one line on stderr and exit code 2, before any work.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+
+from .options import (
+    DEFAULT_ARTIFACTS,
+    DEFAULT_BACKENDS,
+    DEFAULT_BATCH,
+    DEFAULT_CLASSES,
+    DEFAULT_ITERS,
+    DEFAULT_OUT,
+    DEFAULT_PRESET,
+    DEFAULT_WARMUP,
+    DEFAULTS_RATIONALE,
+    RUNTIME_BACKENDS,
+    OptionError,
+    build_options,
+)
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help="ESC-Net benchmark harness.")
+EXIT_USER_ERROR = 2
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(EXIT_USER_ERROR)
+
+
+def _int(text: str, flag: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise OptionError(f"{flag} {text!r}: expected an integer") from None
+
+
+@app.command(help=f"Speed, memory, parity and scaling of every backend, side by side. {DEFAULTS_RATIONALE}")
+def bench(
+    artifacts: str = typer.Option(DEFAULT_ARTIFACTS, help="Artifacts folder (exported into when it has no manifest)."),
+    preset: str = typer.Option(DEFAULT_PRESET, help="Model preset: vit-b16, vit-l14 or tiny."),
+    backends: str = typer.Option(
+        DEFAULT_BACKENDS, help="Comma-separated backends, or 'all' (missing ones are skipped)."
+    ),
+    classes: str = typer.Option(DEFAULT_CLASSES, help="Comma-separated class counts, e.g. 20,59,150,459,847."),
+    batch: str = typer.Option(DEFAULT_BATCH, help="Comma-separated batch sizes, e.g. 1,2,4."),
+    iters: str = typer.Option(str(DEFAULT_ITERS), metavar="N", help="Timed runs per figure (>= 1)."),
+    warmup: str = typer.Option(str(DEFAULT_WARMUP), metavar="N", help="Untimed warm-up runs per figure (>= 0)."),
+    out: str = typer.Option(DEFAULT_OUT, help="Folder for results.json, summary.md and the plots."),
+    checkpoint: str | None = typer.Option(
+        None, help="Reference weights (the checkpoint the artifacts were exported from)."
+    ),
+    export: bool = typer.Option(True, help="Export the artifacts when the folder has no manifest."),
+    seed: str = typer.Option("0", metavar="N", help="Seed of the inputs and of a randomly initialised model."),
+) -> None:
+    try:
+        opts = build_options(
+            preset,
+            backends,
+            classes,
+            batch,
+            _int(iters, "--iters"),
+            _int(warmup, "--warmup"),
+            artifacts,
+            out,
+            checkpoint,
+            export,
+            _int(seed, "--seed"),
+        )
+    except OptionError as e:
+        raise _fail(str(e)) from None
+    logging.basicConfig(level=logging.ERROR, format="%(message)s")  # random-init notes would break the bar
+
+    from escnet import ESCNetInputError
+
+    from .artifacts import ArtifactsError, ensure_artifacts, reference_model
+    from .outputs import write_outputs
+    from .progress import RichProgress
+    from .report import markdown_summary
+    from .runner import run_benchmark
+
+    try:
+        model = reference_model(opts)
+        with RichProgress() as progress:
+            if any(b in RUNTIME_BACKENDS for b in opts.backends):
+                ensure_artifacts(opts, model, step=progress.note)
+            result = run_benchmark(opts, model, progress)
+    except (ArtifactsError, ESCNetInputError) as e:
+        raise _fail(str(e)) from None
+    data = result.to_dict()
+    try:
+        paths = write_outputs(data, opts.out)
+    except OSError as e:
+        raise _fail(f"cannot write to {opts.out}: {e.strerror or e}") from None
+    typer.echo(markdown_summary(data))
+    typer.echo(f"\nwrote {', '.join(str(Path(p)) for p in paths)}", err=True)
+
+
+def main() -> None:
+    app()

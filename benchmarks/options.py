@@ -1,0 +1,141 @@
+"""The run's options, parsed and checked before any work: a bad value is one line, exit 2.
+
+Defaults are chosen so that ``escnet-bench`` with no flags finishes within a few minutes on a
+2-core CPU with the default preset (see ``DEFAULTS_RATIONALE``); the full sweep of the design
+card (20, 59, 150, 459, 847 classes; batch 1, 2, 4) is one flag away.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from escnet.presets import PRESETS
+
+TORCH_BACKENDS = ("torch", "torch-cuda", "torch-cuda-fp16", "torch-cuda-bf16", "torch-compile")
+RUNTIME_BACKENDS = ("ort-cpu", "ort-cuda", "ort-trt", "trt")
+ALL_BACKENDS = TORCH_BACKENDS + RUNTIME_BACKENDS
+REFERENCE_BACKEND = "torch"
+
+DEFAULT_PRESET = "vit-b16"
+DEFAULT_BACKENDS = "all"
+DEFAULT_CLASSES = "10,20"
+DEFAULT_BATCH = "1"
+DEFAULT_ITERS = 3
+DEFAULT_WARMUP = 1
+DEFAULT_OUT = "bench-results"
+DEFAULT_ARTIFACTS = "artifacts"
+PREDICT_CLASSES = 2000  # the vocabulary the fitted per-class cost is extrapolated to
+MAX_CLASSES = 20000
+MAX_BATCH = 256
+
+DEFAULTS_RATIONALE = (
+    "Defaults (vit-b16; every backend, those this machine lacks reported as skipped; 10 and 20 classes; "
+    "batch 1; 1 warm-up + 3 timed runs) keep the default run within a few minutes on a 2-core CPU, "
+    "where one vit-b16 decoder forward at 150 classes takes tens of seconds: two class counts are the "
+    "fewest that give a per-class cost fit. Use --classes 20,59,150,459,847 --batch 1,2,4 for the full sweep."
+)
+
+
+class OptionError(ValueError):
+    """A bad command-line value; the message is the one line the user sees."""
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """Everything a run depends on; saved in the JSON so a run can be reproduced."""
+
+    preset: str = DEFAULT_PRESET
+    backends: tuple[str, ...] = ALL_BACKENDS
+    classes: tuple[int, ...] = (10, 20)
+    batch: tuple[int, ...] = (1,)
+    iters: int = DEFAULT_ITERS
+    warmup: int = DEFAULT_WARMUP
+    artifacts: Path = Path(DEFAULT_ARTIFACTS)
+    out: Path = Path(DEFAULT_OUT)
+    checkpoint: Path | None = None
+    export_missing: bool = True
+    seed: int = 0
+    predict_classes: int = PREDICT_CLASSES
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for key in ("artifacts", "out", "checkpoint"):
+            d[key] = str(d[key]) if d[key] is not None else None
+        d["backends"] = list(self.backends)
+        d["classes"] = list(self.classes)
+        d["batch"] = list(self.batch)
+        return d
+
+
+def parse_int_list(text: str, what: str, lo: int, hi: int) -> tuple[int, ...]:
+    """ "20,150" -> (20, 150): sorted, distinct, each in [lo, hi]."""
+    parts = [p.strip() for p in text.split(",")]
+    if not text.strip() or any(not p for p in parts):
+        raise OptionError(f"--{what} {text!r}: expected a comma-separated list of integers, e.g. '{lo},{lo * 2}'")
+    values = []
+    for p in parts:
+        try:
+            v = int(p)
+        except ValueError:
+            raise OptionError(f"--{what} {text!r}: {p!r} is not an integer") from None
+        if not lo <= v <= hi:
+            raise OptionError(f"--{what} {text!r}: {v} is out of range; expected {lo} to {hi}")
+        values.append(v)
+    return tuple(sorted(set(values)))
+
+
+def parse_backends(text: str) -> tuple[str, ...]:
+    """ "torch,ort-cpu" or "all" -> backend names in the order given, duplicates removed."""
+    if text.strip() == "all":
+        return ALL_BACKENDS
+    names = [p.strip() for p in text.split(",")]
+    if not text.strip() or any(not n for n in names):
+        raise OptionError(f"--backends {text!r}: expected a comma-separated list, e.g. 'torch,ort-cpu', or 'all'")
+    unknown = [n for n in names if n not in ALL_BACKENDS]
+    if unknown:
+        raise OptionError(
+            f"--backends: unknown backend {unknown[0]!r}; expected 'all' or some of {', '.join(ALL_BACKENDS)}"
+        )
+    return tuple(dict.fromkeys(names))
+
+
+def build_options(
+    preset: str,
+    backends: str,
+    classes: str,
+    batch: str,
+    iters: int,
+    warmup: int,
+    artifacts: str,
+    out: str,
+    checkpoint: str | None = None,
+    export_missing: bool = True,
+    seed: int = 0,
+) -> BenchOptions:
+    """Check every value; raise :class:`OptionError` with one line on the first bad one."""
+    if preset not in PRESETS:
+        raise OptionError(f"--preset: unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
+    if iters < 1:
+        raise OptionError(f"--iters {iters}: expected at least 1 timed run")
+    if warmup < 0:
+        raise OptionError(f"--warmup {warmup}: expected 0 or more warm-up runs")
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise OptionError(f"--checkpoint {checkpoint}: no such file")
+    out_path = Path(out)
+    if out_path.exists() and not out_path.is_dir():
+        raise OptionError(f"--out {out}: exists and is not a folder")
+    return BenchOptions(
+        preset=preset,
+        backends=parse_backends(backends),
+        classes=parse_int_list(classes, "classes", 1, MAX_CLASSES),
+        batch=parse_int_list(batch, "batch", 1, MAX_BATCH),
+        iters=iters,
+        warmup=warmup,
+        artifacts=Path(artifacts),
+        out=out_path,
+        checkpoint=Path(checkpoint) if checkpoint else None,
+        export_missing=export_missing,
+        seed=seed,
+    )

@@ -1,0 +1,97 @@
+"""The PyTorch fp32 reference on the CPU: its outputs for every graph, its labels, and FLOPs.
+
+Every backend is compared with these arrays, and every backend's graphs are fed these same
+inputs (the reference's image features and text embeddings go into every decoder), so a
+per-graph error is that graph's own and does not compound. FLOPs are counted with
+``torch.utils.flop_counter`` during these same forward passes (as ``escnet.flops.graph_costs``
+counts them), so they cost no extra run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from escnet_runtime import contract as C
+from torch.utils.flop_counter import FlopCounterMode
+
+from escnet import ESCNet
+from escnet.inference import preprocess
+
+from .inputs import BenchInputs
+
+
+@dataclass(frozen=True)
+class ReferencePoint:
+    """Reference inputs and outputs for one (classes, batch) point, keyed by contract names."""
+
+    inputs: dict[str, dict[str, np.ndarray]]  # graph -> input name -> array
+    outputs: dict[str, dict[str, np.ndarray]]  # graph -> output name -> array
+    labels: np.ndarray  # (B, H, W) int64
+    gflops: dict[str, float]  # graph -> GFLOPs of one call at this point
+
+
+def preprocess_batch(model: ESCNet, images: torch.Tensor) -> torch.Tensor:
+    """(B, H, W, 3) uint8 -> (B, 3, S, S) CLIP-normalised float32, image by image as the reference does."""
+    size = model.config.image_size
+    return torch.cat([preprocess(img, size) for img in images])
+
+
+def labels_from_logits(logits: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
+    """logits (B, T, 4g, 4g) -> labels (B, H, W), as ``escnet.inference.predict_scores`` (single view)
+    then arg-max: upsample to S, sigmoid, upsample to the image size, arg-max over classes."""
+    size = logits.shape[-1] * 4
+    probs = F.interpolate(logits.float(), (size, size), mode="bilinear", align_corners=False).sigmoid()
+    probs = F.interpolate(probs, out_hw, mode="bilinear", align_corners=False)
+    return probs.argmax(dim=1)
+
+
+@torch.no_grad()
+def segment_torch(model: ESCNet, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    """The reference pipeline, batched: (B, H, W, 3) uint8 on the CPU and text (T, P, D) on the
+    model's device -> labels (B, H, W). Pre-processing runs on the CPU, as in the runtime."""
+    pixels = preprocess_batch(model, images).to(text.device)
+    logits = model.decode(*model.encode_image(pixels), text)
+    return labels_from_logits(logits, tuple(images.shape[1:3]))
+
+
+def _counted(fn):
+    with FlopCounterMode(display=False) as counter:
+        out = fn()
+    return out, counter.get_total_flops() / 1e9
+
+
+@torch.no_grad()
+def compute_reference(model: ESCNet, inputs: BenchInputs) -> ReferencePoint:
+    """Run the fp32 CPU model once per graph on ``inputs``; record outputs, labels and GFLOPs."""
+    model = model.float().cpu().eval()
+    images = torch.from_numpy(inputs.images)
+    pixels = preprocess_batch(model, images)  # (B, 3, S, S)
+    tokens = model.tokenize(inputs.names)  # (T*P, 77)
+    text_flat, text_gflops = _counted(lambda: model.encode_text(tokens))  # (T*P, D)
+    text = text_flat.reshape(inputs.classes, model.config.num_templates, -1)  # (T, P, D)
+    feats, image_gflops = _counted(lambda: model.encode_image(pixels))
+    logits, decoder_gflops = _counted(lambda: model.decode(*feats, text))  # (B, T, 4g, 4g)
+    labels = labels_from_logits(logits, tuple(images.shape[1:3]))
+    as_np = lambda t: t.detach().cpu().numpy()
+    image_out = {
+        C.DENSE: as_np(feats.dense),
+        C.GUIDANCE_A: as_np(feats.guidance_a),
+        C.GUIDANCE_B: as_np(feats.guidance_b),
+    }
+    return ReferencePoint(
+        inputs={
+            C.IMAGE_ENCODER: {C.IMAGE: as_np(pixels)},
+            C.TEXT_ENCODER: {C.TOKEN_IDS: as_np(tokens).astype(np.int64)},
+            C.DECODER: {**image_out, C.CLASS_EMBEDDINGS: as_np(text)},
+        },
+        outputs={
+            C.IMAGE_ENCODER: image_out,
+            C.TEXT_ENCODER: {C.TEXT_EMBEDDINGS: as_np(text_flat)},
+            C.DECODER: {C.LOGITS: as_np(logits)},
+        },
+        labels=as_np(labels).astype(np.int64),
+        gflops={C.IMAGE_ENCODER: image_gflops, C.TEXT_ENCODER: text_gflops, C.DECODER: decoder_gflops},
+    )

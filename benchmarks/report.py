@@ -1,0 +1,165 @@
+"""The Markdown summary of a run, built from the result JSON (so it can be rebuilt from a file)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+REFERENCE = "torch"
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, float):
+        if value != 0 and (abs(value) < 10 ** (-digits) or abs(value) >= 1e6):
+            return f"{value:.2e}"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _index(rows: list[dict[str, Any]], *keys: str) -> dict[tuple[Any, ...], dict[str, Any]]:
+    return {tuple(r[k] for k in keys): r for r in rows}
+
+
+def _header(data: dict[str, Any]) -> list[str]:
+    opts, env = data["options"], data["environment"]
+    gpu = env.get("gpu")
+    peaks = ", ".join(f"{p['device']} {p['dtype']} {p['gflops_per_s']:.0f} GFLOP/s" for p in data["peaks"])
+    return [
+        f"# escnet-bench: {opts['preset']}",
+        "",
+        f"- Run {data['created_utc']}, {_fmt(data.get('duration_s'))} s; schema {data['schema_version']}.",
+        f"- CPU: {env.get('cpu')} ({env.get('cpu_count')} cores, torch threads {env.get('torch_threads')}); "
+        f"GPU: {gpu['name'] if gpu else 'none'}.",
+        f"- Measured peak matmul: {peaks}.",
+        f"- Classes {opts['classes']}, batch {opts['batch']}, {opts['warmup']} warm-up + {opts['iters']} timed runs "
+        "per figure; times are medians in ms.",
+        "",
+    ]
+
+
+def _backends(data: dict[str, Any]) -> list[str]:
+    rows = [
+        (b["name"], b["status"], b["device"], b["precision"], _fmt(b.get("load_s"), 2), b.get("reason") or "")
+        for b in data["backends"]
+    ]
+    return ["## Backends", ""] + _table(["backend", "status", "device", "precision", "load s", "reason"], rows) + [""]
+
+
+def _end_to_end(data: dict[str, Any]) -> list[str]:
+    e2e = [t for t in data["timings"] if t["stage"] == "end_to_end"]
+    ref = _index([t for t in e2e if t["backend"] == REFERENCE], "classes", "batch")
+    mem = _index(data["memory"], "backend", "classes", "batch")
+    task = _index(data["task_parity"], "backend", "classes", "batch")
+    rows = []
+    for t in e2e:
+        key = (t["classes"], t["batch"])
+        full = (t["backend"], *key)
+        speedup = ref[key]["timing"]["median_ms"] / t["timing"]["median_ms"] if key in ref else None
+        m, p = mem.get(full, {}), task.get(full, {})
+        rows.append(
+            (
+                t["backend"],
+                t["classes"],
+                t["batch"],
+                _fmt(t["timing"]["median_ms"]),
+                _fmt(t["timing"]["p90_ms"]),
+                _fmt(t["timing"]["p99_ms"]),
+                _fmt(t["timing"]["throughput"], 2),
+                _fmt(speedup, 2),
+                _fmt(t["achieved_gflops_per_s"]),
+                _fmt(t["utilisation_pct"]),
+                _fmt(m.get("peak_rss_mib"), 0),
+                _fmt(m.get("delta_rss_mib"), 0),
+                _fmt(m.get("peak_device_mib"), 0),
+                _fmt(p.get("agreement"), 4),
+                _fmt(p.get("miou"), 4),
+            )
+        )
+    header = ["backend", "T", "B", "median", "p90", "p99", "img/s", "x torch", "GFLOP/s", "util %"]
+    header += ["peak RSS MiB", "Δ RSS MiB", "dev MiB", "agree", "mIoU"]
+    return ["## End to end (uint8 image -> labels, vocabulary embedded)", ""] + _table(header, rows) + [""]
+
+
+def _graphs(data: dict[str, Any]) -> list[str]:
+    parity: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for p in data["parity"]:
+        parity.setdefault((p["backend"], p["classes"], p["batch"], p["graph"]), []).append(p)
+    rows = []
+    for t in data["timings"]:
+        if t["stage"] not in ("image_encoder", "text_encoder", "decoder"):
+            continue
+        ps = parity.get((t["backend"], t["classes"], t["batch"], t["stage"]), [])
+        rows.append(
+            (
+                t["backend"],
+                t["classes"],
+                t["batch"],
+                t["stage"],
+                _fmt(t["timing"]["median_ms"]),
+                _fmt(t["timing"]["p90_ms"]),
+                _fmt(t["timing"]["p99_ms"]),
+                _fmt(t["gflops"], 2),
+                _fmt(t["utilisation_pct"]),
+                _fmt(max((p["max_abs"] for p in ps), default=None), 6),
+                _fmt(min((p["cosine"] for p in ps), default=None), 6),
+                _fmt(all(p["passed"] for p in ps) if ps else None),
+            )
+        )
+    header = ["backend", "T", "B", "graph", "median", "p90", "p99", "GFLOPs", "util %", "max-abs", "cosine", "parity"]
+    return ["## Per graph (reference inputs)", ""] + _table(header, rows) + [""]
+
+
+def _text(data: dict[str, Any]) -> list[str]:
+    by = _index([t for t in data["timings"] if t["stage"].startswith("text")], "backend", "classes", "batch", "stage")
+    keys = sorted({(b, c) for (b, c, bt, _s) in by if bt == min(data["options"]["batch"])})
+    batch = min(data["options"]["batch"])
+    rows = []
+    for backend, classes in keys:
+
+        def get(stage: str, backend: str = backend, classes: int = classes) -> float | None:
+            return by.get((backend, classes, batch, stage), {}).get("timing", {}).get("median_ms")
+
+        rows.append(
+            (backend, classes, _fmt(get("text_cold"), 2), _fmt(get("text_warm"), 3), _fmt(get("text_encoder"), 2))
+        )
+    header = ["backend", "T", "cold cache", "warm cache", "text graph"]
+    return ["## Text: class names -> embeddings (ms)", ""] + _table(header, rows) + [""]
+
+
+def _fits(data: dict[str, Any]) -> list[str]:
+    rows = []
+    for f in data["fits"]:
+        if f["variable"] != "classes" or f["metric"] not in ("median_ms", "delta_rss_mib", "peak_device_mib"):
+            continue
+        ((at, predicted),) = f["predictions"].items()
+        rows.append(
+            (
+                f["backend"],
+                f["stage"],
+                f["metric"],
+                f["fixed"]["batch"],
+                _fmt(f["intercept"], 2),
+                _fmt(f["slope"], 3),
+                _fmt(f["r2"], 3),
+                f"{_fmt(predicted, 0)} @ {at}",
+            )
+        )
+    header = ["backend", "stage", "metric", "B", "a", "b per class", "r²", "predicted"]
+    lines = ["## Scaling: metric = a + b x classes (least squares)", ""]
+    return lines + (_table(header, rows) if rows else ["(fewer than two class counts: no fit)"]) + [""]
+
+
+def markdown_summary(data: dict[str, Any]) -> str:
+    """The whole summary as Markdown text."""
+    parts = _header(data) + _backends(data) + _end_to_end(data) + _text(data) + _graphs(data) + _fits(data)
+    return "\n".join(parts)

@@ -1,0 +1,193 @@
+"""The benchmark run: every requested backend, in turn, on the same inputs, against one reference.
+
+Order: measure the device's peak matmul; compute the PyTorch fp32 reference for every
+(classes, batch) point; then, backend by backend (only one loaded at a time besides the
+reference model), open it (or record why it is skipped), and for every point time the text
+pipeline cold and warm, each graph, and the end-to-end pipeline (with its peak memory), and
+compare every output with the reference. A backend that fails mid-run is recorded as failed with
+its error and the run goes on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from escnet_runtime import contract as C
+
+from escnet import ESCNet
+
+from .backend import BackendUnavailable, BenchBackend
+from .backends import backend_spec, open_backend
+from .environment import environment
+from .fits import scaling_fits
+from .inputs import make_inputs
+from .memory import MemoryProbe, current_rss_mib, release_free_memory
+from .options import BenchOptions
+from .parity import task_parity, tensor_parity
+from .peak import PeakMatmul, measure_peak_matmul
+from .reference import ReferencePoint, compute_reference
+from .results import BackendRecord, BenchResult, MemoryRecord, ParityRecord, TaskRecord, TimingRecord
+from .stats import summarise
+from .timing import time_runs
+
+GRAPHS = (C.TEXT_ENCODER, C.IMAGE_ENCODER, C.DECODER)
+STEPS_PER_POINT = 6  # text cold, text warm, three graphs, end to end
+
+METHODS = {
+    "timing": "warm-up runs untimed, then timed runs; CPU: perf_counter after the backend's sync; GPU: CUDA "
+    "events around each run, device synchronised. Median, p90, p99 over the timed runs.",
+    "inputs": "seeded synthetic 480x640 uint8 images and names 'object i'; the same arrays for every backend. "
+    "Each graph gets the PyTorch reference's inputs (e.g. the decoder gets the reference's image features).",
+    "end_to_end": "uint8 images -> labels at the image size with the vocabulary already embedded (pre-processing, "
+    "image encoder, decoder, upsampling, arg-max).",
+    "text": "text_cold: class names -> embeddings with an empty text-embedding cache on every run; text_warm: the "
+    "same with the vocabulary cached (backends with a cache only).",
+    "parity": "against PyTorch fp32 eager on the CPU: max-abs, mean-abs, cosine and polygraphy's SimpleCompareFunc "
+    "per graph output; arg-max agreement and mIoU (PyTorch's labels as ground truth) per label map.",
+    "flops": "torch.utils.flop_counter during the reference forward passes (2 FLOPs per multiply-add), "
+    "as escnet.flops.graph_costs counts them; end_to_end = image encoder + decoder.",
+    "utilisation": "achieved GFLOP/s (GFLOPs / median) over the device's measured peak matmul GFLOP/s in the "
+    "backend's precision.",
+}
+
+
+class Progress:
+    """Where the run reports its steps; the CLI draws a progress bar from it."""
+
+    def start(self, total: int) -> None:
+        """The run will take ``total`` steps."""
+
+    def step(self, description: str) -> None:
+        """One step is done; ``description`` says what runs next."""
+
+
+@dataclass
+class _Context:
+    opts: BenchOptions
+    model: ESCNet
+    references: dict[tuple[int, int], ReferencePoint]
+    peaks: dict[tuple[str, str], PeakMatmul]
+    result: BenchResult
+    progress: Progress
+
+
+def _peak_for(ctx: _Context, device: str, precision: str) -> PeakMatmul:
+    key = (device, "fp32" if device == "cpu" else precision)
+    if key not in ctx.peaks:
+        ctx.peaks[key] = measure_peak_matmul(*key)
+        ctx.result.peaks.append(ctx.peaks[key].to_dict())
+    return ctx.peaks[key]
+
+
+def _timed(
+    ctx: _Context,
+    backend: BenchBackend,
+    stage: str,
+    fn: Callable[[], object],
+    point: tuple[int, int],
+    items: int,
+    unit: str,
+    gflops: float | None,
+) -> object:
+    runs = time_runs(fn, ctx.opts.warmup, ctx.opts.iters, backend.sync, backend.uses_cuda_events)
+    stats = summarise(runs.seconds, ctx.opts.warmup, items, unit)
+    achieved = util = None
+    if gflops is not None and stats.median_ms > 0:
+        achieved = gflops / (stats.median_ms / 1e3)
+        peak = _peak_for(ctx, backend.spec.device, backend.spec.precision)
+        util = 100.0 * achieved / peak.gflops_per_s
+    first = runs.first_call_s * 1e3 if runs.first_call_s is not None else None
+    ctx.result.timings.append(
+        TimingRecord(backend.spec.name, point[0], point[1], stage, stats, first, gflops, achieved, util)
+    )
+    return runs.last_output
+
+
+def _measure_point(ctx: _Context, backend: BenchBackend, point: tuple[int, int]) -> None:
+    classes, batch = point
+    ref = ctx.references[point]
+    inputs = make_inputs(classes, batch, ctx.opts.seed)
+    name, precision = backend.spec.name, backend.spec.precision
+    ctx.progress.step(f"{name}: T={classes} B={batch} text")
+    for cache in ("cold", "warm"):
+        fn = backend.vocabulary_fn(inputs.names, cache)
+        if fn is not None:
+            gflops = ref.gflops[C.TEXT_ENCODER] if cache == "cold" else None
+            _timed(ctx, backend, f"text_{cache}", fn, point, classes, "classes", gflops)
+    ctx.progress.step(f"{name}: T={classes} B={batch} graphs")
+    for graph in GRAPHS:
+        items, unit = (classes, "classes") if graph == C.TEXT_ENCODER else (batch, "images")
+        raw = _timed(
+            ctx, backend, graph, backend.graph_fn(graph, ref.inputs[graph]), point, items, unit, ref.gflops[graph]
+        )
+        outputs = backend.graph_outputs(graph, raw)
+        for out_name, expected in ref.outputs[graph].items():
+            parity = tensor_parity(out_name, expected, outputs[out_name], precision)
+            ctx.result.parity.append(ParityRecord(name, classes, batch, graph, precision, parity))
+        ctx.progress.step(f"{name}: T={classes} B={batch} {graph} done")
+    backend.set_vocabulary(inputs.names)
+    e2e_gflops = ref.gflops[C.IMAGE_ENCODER] + ref.gflops[C.DECODER]
+    with MemoryProbe(backend.memory_device) as probe:
+        labels = _timed(
+            ctx, backend, "end_to_end", backend.segment_fn(inputs.images), point, batch, "images", e2e_gflops
+        )
+    assert probe.reading is not None
+    ctx.result.memory.append(MemoryRecord(name, classes, batch, "end_to_end", probe.reading))
+    ctx.result.task_parity.append(TaskRecord(name, classes, batch, task_parity(ref.labels, labels)))
+    ctx.progress.step(f"{name}: T={classes} B={batch} done")
+
+
+def _run_backend(ctx: _Context, name: str, points: list[tuple[int, int]]) -> None:
+    spec = backend_spec(name)
+    record = BackendRecord(spec.name, spec.family, spec.device, spec.precision, spec.description, status="ok")
+    ctx.result.backends.append(record)
+    ctx.progress.step(f"{name}: loading")
+    release_free_memory()
+    rss0, t0 = current_rss_mib(), time.perf_counter()
+    try:
+        backend = open_backend(name, ctx.model, ctx.opts)
+    except BackendUnavailable as e:
+        record.status, record.reason = "skipped", str(e)
+        for _ in range(len(points) * STEPS_PER_POINT):
+            ctx.progress.step(f"{name}: skipped")
+        return
+    record.load_s = time.perf_counter() - t0
+    rss1 = current_rss_mib()
+    record.load_rss_mib = rss1 - rss0 if rss0 is not None and rss1 is not None else None
+    record.details = backend.details()
+    try:
+        for point in points:
+            _measure_point(ctx, backend, point)
+    except Exception as e:  # a failing backend is a result, not the end of the run
+        record.status, record.reason = "failed", f"{type(e).__name__}: {e}"
+    finally:
+        backend.close()
+
+
+def run_benchmark(opts: BenchOptions, model: ESCNet, progress: Progress | None = None) -> BenchResult:
+    """Run every backend of ``opts`` on every (classes, batch) point; return the results."""
+    progress = progress or Progress()
+    started = time.perf_counter()
+    points = [(t, b) for t in opts.classes for b in opts.batch]
+    progress.start(1 + len(points) + len(opts.backends) * (1 + len(points) * STEPS_PER_POINT))
+    result = BenchResult(
+        created_utc=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        options=opts.to_dict(),
+        environment=environment(),
+        methods={**METHODS, "memory": MemoryProbe.METHOD_DOC},
+        peaks=[],
+    )
+    ctx = _Context(opts, model, {}, {}, result, progress)
+    progress.step("measuring peak matmul GFLOP/s")
+    _peak_for(ctx, "cpu", "fp32")
+    for point in points:
+        progress.step(f"reference: T={point[0]} B={point[1]}")
+        ctx.references[point] = compute_reference(model, make_inputs(point[0], point[1], opts.seed))
+    for name in opts.backends:
+        _run_backend(ctx, name, points)
+    result.fits = scaling_fits(result, opts.predict_classes)
+    result.duration_s = time.perf_counter() - started
+    return result
