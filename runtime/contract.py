@@ -166,3 +166,10 @@ class TokenizerSpec:
     @staticmethod
     def from_dict(d: dict[str, Any]) -> TokenizerSpec:
         return TokenizerSpec(**d)
+
+
+# TensorRT engines (``escnet-export trt``): <artifacts>/<ENGINE_DIR>/<graph><ENGINE_SUFFIX>,
+# described by <ENGINE_DIR>/<BUILD_MANIFEST_FILE> (TensorRT version, GPU, precision, profiles, sha256).
+ENGINE_DIR = "trt"
+ENGINE_SUFFIX = ".engine"
+BUILD_MANIFEST_FILE = "build.json"

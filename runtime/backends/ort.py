@@ -8,6 +8,7 @@ that the next graph reads (image features -> decoder) and the class embeddings s
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -91,7 +92,9 @@ class OrtBackend:
         if self.provider == "TensorrtExecutionProvider":
             self.trt_cache_dir.mkdir(parents=True, exist_ok=True)
         try:
-            session = ort.InferenceSession(str(self.folder / spec.file), sess_options=opts, providers=providers)
+            with warnings.catch_warnings():  # ORT warns and falls back; the check below raises instead
+                warnings.simplefilter("ignore", UserWarning)
+                session = ort.InferenceSession(str(self.folder / spec.file), sess_options=opts, providers=providers)
         except Exception as e:  # onnxruntime raises its own exception types, none of them exported stably
             raise BackendError(f"{spec.file}: ONNX Runtime could not load it ({type(e).__name__}: {e})") from None
         running = session.get_providers()

@@ -1,0 +1,84 @@
+"""Backends: the requested provider is the one that runs, TensorRT absent is a clear error, no torch anywhere."""
+
+import subprocess
+import sys
+import textwrap
+
+import escnet_runtime.backends.ort as ort_backend
+import numpy as np
+import pytest
+from escnet_runtime import BackendError, Segmenter
+from escnet_runtime.backends import BACKENDS
+from escnet_runtime.contract import TEXT_ENCODER, TOKEN_IDS
+from test_runtime_artifacts import tiny_artifacts
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory):
+    return tiny_artifacts(tmp_path_factory)[0]
+
+
+def test_cpu_backend_runs_on_cpu(artifacts):
+    seg = Segmenter(artifacts, backend="ort-cpu", disk_cache=False).set_vocabulary(["cat"])
+    session = seg.backend._sessions[TEXT_ENCODER]
+    assert session.get_providers()[0] == "CPUExecutionProvider"
+
+
+@pytest.mark.skipif(
+    "CUDAExecutionProvider" in ort_backend.ort.get_available_providers(), reason="this onnxruntime has CUDA"
+)
+@pytest.mark.parametrize("name", ["ort-cuda", "ort-trt"])
+def test_missing_gpu_provider_is_refused(artifacts, name):
+    with pytest.raises(BackendError, match="only has"):
+        Segmenter(artifacts, backend=name, disk_cache=False)
+
+
+def test_silent_fallback_is_detected(artifacts, monkeypatch):
+    # Pretend the provider is installed: ONNX Runtime then creates a CPU session without raising.
+    monkeypatch.setattr(
+        ort_backend.ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    )
+    seg = Segmenter(artifacts, backend="ort-cuda", disk_cache=False)
+    with pytest.raises(BackendError, match="fell back to CPUExecutionProvider"):
+        seg.set_vocabulary(["cat"])
+
+
+def test_inputs_outside_the_contract_are_refused(artifacts):
+    seg = Segmenter(artifacts, disk_cache=False)
+    with pytest.raises(BackendError, match="expected int64"):
+        seg.backend.run(TEXT_ENCODER, {TOKEN_IDS: np.zeros((1, 77), np.int32)})
+    with pytest.raises(BackendError, match="do not match the contract"):
+        seg.backend.run(TEXT_ENCODER, {"ids": np.zeros((1, 77), np.int64)})
+
+
+def test_tensorrt_backend_without_tensorrt(artifacts):
+    try:
+        import tensorrt  # noqa: F401
+
+        pytest.skip("TensorRT is installed: the engine path is exercised by the GPU tests")
+    except ImportError:
+        pass
+    with pytest.raises(BackendError, match="needs TensorRT"):
+        Segmenter(artifacts, backend="trt", disk_cache=False)
+    assert set(BACKENDS) == {"ort-cpu", "ort-cuda", "ort-trt", "trt"}
+
+
+def test_import_and_segment_load_no_torch(artifacts, tmp_path):
+    code = textwrap.dedent(
+        f"""
+        import sys
+        import numpy as np
+        from escnet_runtime import Segmenter
+        seg = Segmenter({str(artifacts)!r}, cache_dir={str(tmp_path)!r})
+        seg.set_vocabulary(["cat", "sky"])
+        img = np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)
+        res = seg.segment(img, sliding_window=True, return_scores=True)
+        assert res.labels.shape == (50, 70)
+        from escnet_runtime.cli import main  # the CLI module too
+        banned = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "open_clip", "escnet", "torchvision"))
+        print("BANNED", banned)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "BANNED []" in proc.stdout

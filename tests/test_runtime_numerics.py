@@ -1,0 +1,95 @@
+"""The numpy pre/post-processing against torch's own ops (escnet/inference.py's definitions)."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from escnet_runtime import postprocess
+from escnet_runtime.contract import Preprocess
+from escnet_runtime.postprocess import sigmoid, upsample_and_label
+from escnet_runtime.preprocess import view
+from escnet_runtime.resize import resize_bilinear
+from escnet_runtime.sliding import FoldAccumulator, WindowGrid, sliding_views
+
+from escnet.inference import SLIDING_SIZE, preprocess
+
+CLIP = Preprocess(128, (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))
+
+
+def _torch_resize(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return F.interpolate(torch.from_numpy(x)[None], size, mode="bilinear", align_corners=False)[0].numpy()
+
+
+@pytest.mark.parametrize(
+    "shape,size",
+    [((3, 100, 150), (128, 128)), ((7, 32, 32), (128, 128)), ((3, 480, 640), (384, 384)), ((5, 384, 384), (640, 640)),
+     ((3, 7, 3), (640, 640)), ((4, 128, 128), (100, 150)), ((2, 1000, 700), (384, 384))],
+)  # fmt: skip
+def test_resize_is_bit_identical_to_torch(shape, size):
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    assert (resize_bilinear(x, size) == _torch_resize(x, size)).all()
+
+
+@pytest.mark.parametrize("shape,size", [((3, 128, 128), (1, 1)), ((3, 50, 60), (33, 77)), ((5, 1, 1), (128, 128))])
+def test_small_resizes_agree_to_float32_rounding(shape, size):
+    # torch takes another (channels-last) kernel when out_h + out_w <= 128: last-bit differences only
+    x = np.random.default_rng(1).standard_normal(shape).astype(np.float32)
+    np.testing.assert_allclose(resize_bilinear(x, size), _torch_resize(x, size), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("hw", [(100, 150), (128, 128), (1, 1), (641, 9)])
+def test_view_equals_reference_preprocess(hw):
+    image = np.random.default_rng(2).integers(0, 256, (*hw, 3), dtype=np.uint8)
+    normalised = preprocess(torch.from_numpy(image))  # (1, 3, H, W) at the image's size
+    for size in (128, SLIDING_SIZE):
+        ref = F.interpolate(normalised, (size, size), mode="bilinear", align_corners=False)[0].numpy()
+        got = view(image, size, CLIP)
+        tol = 0 if hw != (1, 1) else 1e-6
+        np.testing.assert_allclose(got, ref, rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("size", [128, 384])
+def test_sliding_windows_and_fold_equal_torch(size):
+    grid = WindowGrid.for_size(size)
+    stride, big = grid.stride, grid.big
+    image = np.random.default_rng(3).integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    full = F.interpolate(preprocess(torch.from_numpy(image)), (big, big), mode="bilinear", align_corners=False)
+    windows = F.unfold(full, kernel_size=size, stride=stride)
+    n = windows.shape[-1]
+    ref_views = windows[0].T.reshape(n, 3, size, size).numpy()
+    views = sliding_views(image, Preprocess(size, CLIP.mean, CLIP.std), grid)
+    assert len(grid.corners) == n and (views[:-1] == ref_views).all()
+
+    t = 3
+    probs = np.random.default_rng(4).random((n + 1, t, size, size)).astype(np.float32)
+    p = torch.from_numpy(probs)
+    summed = F.fold(p[:-1].reshape(n, -1).T[None], (big, big), kernel_size=size, stride=stride)
+    ones = F.unfold(torch.ones(1, 1, big, big), kernel_size=size, stride=stride)
+    count = F.fold(ones, (big, big), kernel_size=size, stride=stride)
+    glob = F.interpolate(p[-1:], (big, big), mode="bilinear", align_corners=False)
+    ref = ((summed / count + glob) / 2.0)[0].numpy()
+    acc = FoldAccumulator(grid, t)
+    for i in reversed(range(n)):
+        acc.add(i, probs[i])
+    got = acc.finish(probs[-1])
+    assert (np.isnan(got) == np.isnan(ref)).all()
+    assert (got[~np.isnan(got)] == ref[~np.isnan(ref)]).all()
+    with pytest.raises(ValueError, match="descending"):
+        FoldAccumulator(grid, t).add(0, probs[0])
+
+
+def test_blocked_upsample_equals_one_resize(monkeypatch):
+    scores = np.random.default_rng(5).random((6, 128, 128)).astype(np.float32)
+    out = (333, 517)
+    full = _torch_resize(scores, out)
+    whole = upsample_and_label(scores, out, keep_scores=True)
+    monkeypatch.setattr(postprocess, "BLOCK_BYTES", 1)  # one output row per block
+    rows = upsample_and_label(scores, out, keep_scores=True)
+    assert (whole.scores == full).all() and (rows.scores == full).all()
+    assert (whole.labels == full.argmax(0)).all() and (rows.labels == whole.labels).all()
+
+
+def test_sigmoid_matches_torch_and_saturates():
+    x = np.concatenate([np.random.default_rng(6).standard_normal(10000) * 8, [-1e4, 1e4]]).astype(np.float32)
+    np.testing.assert_allclose(sigmoid(x), torch.from_numpy(x).sigmoid().numpy(), rtol=1e-6, atol=1e-7)
+    assert np.isfinite(sigmoid(x)).all()
