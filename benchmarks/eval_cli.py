@@ -1,0 +1,141 @@
+"""``escnet-eval``: mIoU of a PyTorch checkpoint or of exported artifacts on a prepared data set.
+
+    escnet-eval --dataset ade150 --root datasets --checkpoint escnet.safetensors [--sliding-window]
+    escnet-eval --dataset ade150 --root datasets --artifacts exported/ [--limit 100]
+
+Both paths run the same loop (:func:`escnet.evaluation.evaluate`) over a predictor
+(image uint8 HxWx3 -> label map HxW), so the two mIoUs compare directly on the same images.
+This lives in escnet_bench because it uses escnet_runtime, which escnet may not import.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(add_completion=False, help="Evaluate ESC-Net (mIoU, per-class IoU, pixel accuracy).")
+
+
+class EvalUsageError(ValueError):
+    """A bad combination of options or an unavailable component."""
+
+
+def _artifacts_predictor(artifacts: Path, names: list[str], sliding_window: bool, backend: str):
+    """The deployed model through escnet_runtime.Segmenter (imported only on this path)."""
+    try:
+        import escnet_runtime
+    except ImportError:
+        raise EvalUsageError("escnet_runtime.Segmenter is not available (escnet_runtime is not installed)") from None
+    segmenter_cls = getattr(escnet_runtime, "Segmenter", None)
+    if segmenter_cls is None:
+        raise EvalUsageError("escnet_runtime.Segmenter is not available")
+    kwargs = {"backend": backend}
+    if sliding_window:
+        kwargs["sliding_window"] = True
+    try:
+        segmenter = segmenter_cls(artifacts, **kwargs)
+    except TypeError as e:
+        raise EvalUsageError(f"escnet_runtime.Segmenter does not accept these options ({e})") from None
+    segmenter.set_vocabulary(names)
+    return lambda image: segmenter.segment(image).labels
+
+
+def _torch_predictor(checkpoint: Path, names: list[str], sliding_window: bool, device: str):
+    import torch
+
+    from escnet import load_checkpoint
+    from escnet.evaluation import TorchPredictor
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = load_checkpoint(checkpoint, map_location="cpu")
+    return TorchPredictor(model, names, sliding_window=sliding_window, device=device)
+
+
+@app.command()
+def evaluate_command(
+    dataset: Annotated[str, typer.Option(help="ade150, ade847, pc59, pc459, voc20, voc20b, coco171-val or synthetic.")],
+    root: Annotated[
+        Path, typer.Option(help="Data root (holding e.g. ADEChallengeData2016/), or the set's own folder.")
+    ],
+    checkpoint: Annotated[Path | None, typer.Option(help="An ESC-Net checkpoint (.safetensors).")] = None,
+    artifacts: Annotated[
+        Path | None, typer.Option(help="Exported artifacts folder (run through escnet_runtime).")
+    ] = None,
+    sliding_window: Annotated[
+        bool, typer.Option("--sliding-window", help="CAT-Seg's sliding-window protocol.")
+    ] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="Evaluate only the first N images.")] = None,
+    device: Annotated[str, typer.Option(help="PyTorch device for --checkpoint: auto, cpu, cuda.")] = "auto",
+    backend: Annotated[str, typer.Option(help="escnet_runtime backend for --artifacts.")] = "ort-cpu",
+    output: Annotated[
+        Path | None, typer.Option(help="Write the metrics (with per-class IoU) to this JSON file.")
+    ] = None,
+    per_class: Annotated[bool, typer.Option("--per-class", help="Print every class's IoU.")] = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+) -> None:
+    """Evaluate one model on one data set."""
+    from rich.progress import Progress
+
+    from escnet.data import DatasetError, open_dataset
+    from escnet.evaluation import evaluate
+    from escnet.io_utils import atomic_path
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        if (checkpoint is None) == (artifacts is None):
+            raise EvalUsageError("give exactly one of --checkpoint FILE or --artifacts DIR")
+        data = open_dataset(dataset, root, limit)
+        names = data.prompt_names
+        if checkpoint is not None:
+            predictor = _torch_predictor(checkpoint, names, sliding_window, device)
+            source = str(checkpoint)
+        else:
+            if not artifacts.is_dir():
+                raise EvalUsageError(f"{artifacts}: artifacts folder not found")
+            predictor = _artifacts_predictor(artifacts, names, sliding_window, backend)
+            source = str(artifacts)
+        with Progress(disable=not progress, transient=True) as bar:
+            task = bar.add_task(f"eval {dataset}", total=len(data))
+            result = evaluate(
+                data, predictor, data.num_classes, data.ignore_index, data.spec.merge_from,
+                progress=lambda done, total: bar.update(task, completed=done),
+            )  # fmt: skip
+    except (ValueError, DatasetError, OSError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    m = result.metrics
+    per_image = result.seconds / max(1, result.images)
+    typer.echo(
+        f"{dataset}: {result.images} images, {data.num_classes} classes, "
+        f"{'sliding window' if sliding_window else 'single view'}, {source}"
+    )
+    typer.echo(f"mIoU {100 * m.miou:.2f}  pixel acc {100 * m.pixel_accuracy:.2f}  mean acc {100 * m.mean_accuracy:.2f}")
+    typer.echo(f"{per_image:.3f} s/image")
+    if per_class:
+        for name, iou in zip(data.class_names, m.iou, strict=True):
+            typer.echo(f"  {name:<40} {'-' if math.isnan(iou) else f'{100 * iou:.2f}'}")
+    if output is not None:
+        record = {
+            "dataset": dataset,
+            "source": source,
+            "sliding_window": sliding_window,
+            "images": result.images,
+            "seconds": result.seconds,
+            **m.to_dict(data.class_names),
+        }
+        with atomic_path(output) as tmp:
+            tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
