@@ -1,0 +1,84 @@
+"""``escnet-train``: train ESC-Net on COCO-Stuff (or a synthetic / custom set).
+
+    escnet-train --preset vit-b16 --data datasets --out runs/b16 [--resume]
+    torchrun --nproc-per-node 4 -m escnet.training.cli --config run.json --data datasets --out runs/b16
+
+Options given on the command line override ``--config`` (a JSON object of TrainConfig
+fields), which overrides the defaults (the paper's recipe).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(add_completion=False, help="Train ESC-Net.", pretty_exceptions_enable=False)
+
+
+@app.command()
+def main_command(
+    data: Annotated[
+        Path | None, typer.Option(help="Data root (COCO-Stuff prepared layout, or a set with classes.txt).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder: checkpoints, logs, model.safetensors.")] = None,
+    config: Annotated[Path | None, typer.Option(help="JSON file of training config fields.")] = None,
+    preset: Annotated[str | None, typer.Option(help="Model preset: vit-b16, vit-l14 or tiny.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run saved in --out.")] = False,
+    dataset: Annotated[str | None, typer.Option(help="auto, coco171 or synthetic.")] = None,
+    iters: Annotated[int | None, typer.Option(help="Total optimiser steps.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Global batch size.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Base learning rate.")] = None,
+    backbone_multiplier: Annotated[float | None, typer.Option(help="LR factor for CLIP and the SAM blocks.")] = None,
+    weight_decay: Annotated[float | None, typer.Option()] = None,
+    warmup_iters: Annotated[int | None, typer.Option()] = None,
+    grad_clip: Annotated[float | None, typer.Option(help="Max gradient L2 norm (all parameters).")] = None,
+    crop: Annotated[int | None, typer.Option(help="Training crop side (default: the preset's image size).")] = None,
+    scale_min: Annotated[float | None, typer.Option(help="Random rescale range, low end (short side / crop).")] = None,
+    scale_max: Annotated[float | None, typer.Option(help="Random rescale range, high end.")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA.")] = None,
+    clip_weights: Annotated[str | None, typer.Option(help="open_clip / OpenAI CLIP state dict.")] = None,
+    sam_weights: Annotated[str | None, typer.Option(help="Official SAM checkpoint (sam_vit_b_01ec64.pth).")] = None,
+    log_every: Annotated[int | None, typer.Option()] = None,
+    ckpt_every: Annotated[int | None, typer.Option()] = None,
+    val_every: Annotated[int | None, typer.Option(help="Validate every N steps (0: never).")] = None,
+    val_limit: Annotated[int | None, typer.Option(help="Validation images.")] = None,
+    num_workers: Annotated[int | None, typer.Option()] = None,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads per process.")] = None,
+    progress: Annotated[bool | None, typer.Option("--progress/--no-progress")] = None,
+    time_limit: Annotated[float | None, typer.Option(help="Wall-clock seconds; save and stop when reached.")] = None,
+) -> None:
+    """Train (or resume) one run."""
+    from ..data.errors import DatasetError
+    from .config import config_from_dict, read_config_file
+    from .engine import train
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    given: dict[str, Any] = {k: v for k, v in locals().items() if k not in ("config", "resume") and v is not None}
+    for name in ("DatasetError", "config_from_dict", "read_config_file", "train"):
+        given.pop(name, None)
+    try:
+        fields = read_config_file(config) if config is not None else {}
+        fields.update(given)
+        for key in ("data", "out"):
+            if key not in fields:
+                raise ValueError(f"--{key} is required (or a {key!r} field in --config)")
+            fields[key] = str(Path(fields[key]).resolve())
+        cfg = config_from_dict(fields, str(config) if config else "options")
+        result = train(cfg, resume=resume)
+    except (ValueError, DatasetError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    val = f", val mIoU {result.val_miou:.4f}" if result.val_miou is not None else ""
+    typer.echo(f"done: step {result.step}, loss {result.loss:.5f}{val}; model {result.model_path}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

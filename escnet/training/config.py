@@ -1,0 +1,103 @@
+"""The typed training configuration. Saved beside the run as JSON and read back strictly."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+# Fields a resumed run may change; every other field must equal the saved run's.
+RESUMABLE_CHANGES = frozenset(
+    {"iters", "log_every", "ckpt_every", "val_every", "val_limit", "progress", "threads", "time_limit"}
+)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run (defaults: CAT-Seg's / the paper's recipe)."""
+
+    data: str  # data root: COCO-Stuff prepared layout, or a synthetic / custom set with classes.txt
+    out: str  # run folder: checkpoints, logs, the final model
+    preset: str = "vit-b16"
+    dataset: Literal["auto", "coco171", "synthetic"] = "auto"  # auto: coco-stuff/ if present, else classes.txt
+    iters: int = 80000
+    batch_size: int = 4  # global batch, split evenly over the processes
+    lr: float = 2e-4
+    backbone_multiplier: float = 0.01  # lr factor of CLIP (q/v only) and the SAM blocks
+    weight_decay: float = 1e-4
+    warmup_iters: int = 0
+    grad_clip: float = 0.01  # max L2 norm of all gradients together (CAT-Seg: full model, 0.01)
+    crop: int | None = None  # training crop side; None: the preset's image size
+    scale_min: float = 0.75
+    scale_max: float = 1.5
+    seed: int = 0
+    amp: bool = True  # autocast on CUDA (bfloat16 where supported, else float16); never on CPU
+    clip_weights: str | None = None
+    sam_weights: str | None = None
+    log_every: int = 10
+    ckpt_every: int = 500
+    val_every: int = 0  # 0: no validation during training
+    val_limit: int = 50  # validation images
+    num_workers: int = 0
+    threads: int | None = None  # torch CPU threads per process; None: torch's default
+    progress: bool = True
+    time_limit: float | None = None  # wall-clock seconds; when reached, save and stop before `iters`
+
+    def check(self) -> None:
+        """Raise ValueError with one line on a nonsensical value."""
+        positive = ("iters", "batch_size", "log_every", "ckpt_every", "val_limit")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr <= 0 or self.backbone_multiplier < 0 or self.weight_decay < 0 or self.grad_clip <= 0:
+            raise ValueError("lr and grad_clip must be > 0; backbone_multiplier and weight_decay >= 0")
+        if self.time_limit is not None and self.time_limit <= 0:
+            raise ValueError(f"time_limit must be > 0 seconds, got {self.time_limit}")
+        if self.val_every < 0 or self.warmup_iters < 0 or self.num_workers < 0:
+            raise ValueError("val_every, warmup_iters and num_workers must be >= 0")
+        if not 0 < self.scale_min <= self.scale_max:
+            raise ValueError(f"need 0 < scale_min <= scale_max, got {self.scale_min}, {self.scale_max}")
+        if self.crop is not None and (self.crop < 32 or self.crop % 4):
+            raise ValueError(f"crop must be >= 32 and divisible by 4, got {self.crop}")
+        if self.dataset not in ("auto", "coco171", "synthetic"):
+            raise ValueError(f"dataset must be auto, coco171 or synthetic, got {self.dataset!r}")
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def config_from_dict(data: dict[str, Any], source: str = "config") -> TrainConfig:
+    """A TrainConfig from a dict; unknown fields and missing required ones are an error."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise ValueError(f"{source}: unknown training config fields {unknown}")
+    try:
+        return TrainConfig(**data)
+    except TypeError as e:
+        raise ValueError(f"{source}: {e}") from None
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A JSON object of TrainConfig fields (a partial one: the CLI supplies the rest)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: config file not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a JSON config ({e})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object of training config fields")
+    return data
+
+
+def resume_differences(saved: TrainConfig, new: TrainConfig) -> list[str]:
+    """Fields that differ between a saved run and a resume request, excluding the changeable ones."""
+    a, b = saved.to_dict(), new.to_dict()
+    return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if k not in RESUMABLE_CHANGES and a[k] != b[k]]

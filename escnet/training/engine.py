@@ -1,0 +1,199 @@
+"""The training loop: one process, or one per device under torchrun with DistributedDataParallel."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from torch.nn.parallel import DistributedDataParallel
+
+from ..builder import build_model
+from ..checkpoint import save_checkpoint
+from ..data.segmentation import SegmentationDataset
+from ..data.transforms import AugmentConfig
+from ..evaluation.loop import evaluate
+from ..evaluation.predictor import TorchPredictor
+from ..io_utils import atomic_path
+from ..model import ESCNet
+from .config import TrainConfig, config_from_dict, resume_differences
+from .distributed import DistInfo, all_mean, barrier, init_distributed, shutdown
+from .logger import RunLog
+from .loss import segmentation_bce
+from .optim import build_optimizer, build_scheduler
+from .pipeline import training_loader, training_specs
+from .state import TrainStateError, load_state, save_state, set_rng_states
+
+log = logging.getLogger("escnet.train")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    step: int
+    loss: float  # last logged loss (mean over processes)
+    val_miou: float | None  # last validation mIoU, when validation ran
+    model_path: Path
+
+
+def checkpoint_path(out: Path) -> Path:
+    return out / "checkpoints" / "last.pt"
+
+
+def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """Mixed precision on CUDA only: bfloat16 where supported, else float16."""
+    if device.type != "cuda" or not enabled:
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast("cuda", dtype=dtype)
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]train"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=not enabled,
+    )
+
+
+def _validate(model: ESCNet, val: SegmentationDataset, names: list[str], config: TrainConfig, device) -> dict:
+    predictor = TorchPredictor(model, names, device=device)
+    result = evaluate(val, predictor, val.num_classes, val.ignore_index, val.spec.merge_from, config.val_limit)
+    model.train()
+    return {"miou": result.metrics.miou, "pixel_accuracy": result.metrics.pixel_accuracy, "images": result.images}
+
+
+def train(config: TrainConfig, resume: bool = False) -> TrainResult:
+    """Train per ``config``; with ``resume``, continue the run saved in ``config.out``.
+
+    Raises ValueError subclasses (one line) on bad input: data, config, or a run folder that
+    already holds a run and no ``resume``.
+    """
+    config.check()
+    info = init_distributed()
+    try:
+        return _train(config, resume, info)
+    finally:
+        shutdown(info)
+
+
+def _train(config: TrainConfig, resume: bool, info: DistInfo) -> TrainResult:
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    if config.batch_size % info.world_size:
+        raise ValueError(f"batch_size {config.batch_size} is not divisible by the {info.world_size} processes")
+    out, data_root = Path(config.out), Path(config.data)
+    ckpt = checkpoint_path(out)
+    state = None
+    if ckpt.exists() and not resume:
+        raise ValueError(f"{out} already holds a training run ({ckpt}); pass --resume or choose another --out")
+    if resume and ckpt.exists():
+        state = load_state(ckpt)
+        saved = config_from_dict(state["train_config"], str(ckpt))
+        diffs = resume_differences(saved, config)
+        if diffs:
+            raise TrainStateError(f"{ckpt}: cannot resume with a different recipe ({'; '.join(diffs)})")
+    elif resume and info.is_main:
+        log.warning("escnet-train: nothing to resume in %s, starting from step 0", out)
+
+    spec, val_spec = training_specs(data_root, config.dataset)
+    train_set = SegmentationDataset(data_root, spec)
+    val_set = SegmentationDataset(data_root, val_spec) if val_spec is not None and config.val_every else None
+    names = train_set.prompt_names
+
+    torch.manual_seed(config.seed)
+    model = build_model(config.preset, config.clip_weights, config.sam_weights)
+    if state is not None:
+        model.load_state_dict(state["model"])
+    model.to(info.device).train()
+    optimizer, _ = build_optimizer(model, config.lr, config.backbone_multiplier, config.weight_decay)
+    scheduler = build_scheduler(optimizer, config.iters, config.warmup_iters)
+    start, elapsed0 = 0, 0.0
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        set_rng_states(state["rng"])
+        start, elapsed0 = int(state["step"]), float(state["elapsed"])
+    net: torch.nn.Module = model
+    if info.enabled:
+        net = DistributedDataParallel(model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
+    scaler = torch.amp.GradScaler(
+        "cuda", enabled=info.device.type == "cuda" and config.amp and not torch.cuda.is_bf16_supported()
+    )
+    trainable = [p for g in optimizer.param_groups for p in g["params"]]
+
+    augment_config = AugmentConfig(config.crop or model.config.image_size, config.scale_min, config.scale_max)
+    loader = training_loader(
+        train_set, augment_config, config.batch_size, config.seed, start, config.iters,
+        info.rank, info.world_size, config.num_workers,
+    )  # fmt: skip
+    runlog = RunLog(out, resume_step=start) if info.is_main else None
+    if info.is_main:
+        with atomic_path(out / "train_config.json") as tmp:
+            tmp.write_text(json.dumps(config.to_dict(), indent=2), encoding="utf-8")
+    t0 = time.perf_counter() - elapsed0
+    step, last_loss, val_miou, window = start, float("nan"), None, []
+    with _progress(config.progress and info.is_main) as bar:
+        task = bar.add_task("train", total=config.iters, completed=start, loss=float("nan"))
+        for images, labels in loader:
+            images, labels = images.to(info.device, non_blocking=True), labels.to(info.device, non_blocking=True)
+            with _autocast(info.device, config.amp):
+                logits = net(images, names)  # (b, T, S/4, S/4)
+            loss = segmentation_bce(logits.float(), labels, train_set.ignore_index)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            grad_norm = torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            step += 1
+            window.append(loss.item())
+            out_of_time = config.time_limit is not None and (
+                all_mean(float(time.perf_counter() - t0 >= config.time_limit), info) > 0
+            )  # every process stops at the same step
+            if step % config.log_every == 0 or step == config.iters or out_of_time:
+                last_loss = all_mean(window[-1], info)
+                mean_loss = all_mean(sum(window) / len(window), info)
+                window = []
+                if runlog is not None:
+                    lrs = {f"lr_{g['name']}": g["lr"] for g in optimizer.param_groups}
+                    runlog.add(
+                        {
+                            "kind": "train", "step": step, "loss": last_loss, "loss_mean": mean_loss,
+                            "grad_norm": float(grad_norm), **lrs, "elapsed_s": time.perf_counter() - t0,
+                        }
+                    )  # fmt: skip
+                bar.update(task, completed=step, loss=last_loss)
+            if val_set is not None and (step % config.val_every == 0 or step == config.iters or out_of_time):
+                if info.is_main:
+                    metrics = _validate(model, val_set, names, config, info.device)
+                    val_miou = metrics["miou"]
+                    runlog.add({"kind": "val", "step": step, **metrics, "elapsed_s": time.perf_counter() - t0})
+                barrier(info)
+            if step % config.ckpt_every == 0 or step == config.iters or out_of_time:
+                if info.is_main:
+                    save_state(ckpt, model, optimizer, scheduler, step, config.to_dict(), time.perf_counter() - t0)
+                    runlog.flush()
+                barrier(info)
+            elif runlog is not None and step % config.log_every == 0:
+                runlog.flush()
+            if out_of_time:
+                if info.is_main:
+                    log.warning("escnet-train: time limit %.0f s reached at step %d", config.time_limit, step)
+                break
+    model_path = out / "model.safetensors"
+    if info.is_main:
+        save_checkpoint(model, model_path)
+        if runlog is not None:
+            runlog.flush()
+    barrier(info)
+    return TrainResult(step, last_loss, val_miou, model_path)
