@@ -185,11 +185,44 @@ def test_existing_folder_keeps_no_partial_file_on_failure(tmp_path: Path, monkey
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("user file")
+    real_export, written = pipeline.export_graph, []
 
-    def boom(*_args, **_kwargs):
-        raise pipeline.ExportError("injected failure during parity")
+    def fail_on_decoder(module, spec, args, folder, *rest):
+        if spec.name == DECODER:
+            written.extend(p.name for p in folder.iterdir())
+            raise pipeline.ExportError("injected failure while exporting the decoder")
+        return real_export(module, spec, args, folder, *rest)
 
-    monkeypatch.setattr(pipeline, "graph_parity", boom)
+    monkeypatch.setattr(pipeline, "export_graph", fail_on_decoder)
     result = runner.invoke(app, ["onnx", "--preset", "tiny", "--out", str(out), "--no-simplify"])
     assert_one_line_error(result, "injected failure")
-    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    assert sorted(written) == ["image_encoder.onnx", "text_encoder.onnx"]  # graphs had been staged ...
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]  # ... and none is left
+
+
+def test_check_says_the_export_is_ready_and_reports_fp16(export_dir: Path) -> None:
+    from escnet_export.check import run_check
+
+    report = run_check(export_dir)
+    assert report.ready, [f.message for g in report.graphs for f in g.errors]
+    assert [g.name for g in report.graphs] == [IMAGE_ENCODER, TEXT_ENCODER, DECODER]
+    by_graph = {r.graph: r for r in report.fp16}
+    assert set(by_graph) == {IMAGE_ENCODER, TEXT_ENCODER, DECODER}
+    assert by_graph[DECODER].pinned_by_rule.get("LayerNormalization", 0) > 0
+    for r in report.fp16:
+        for d in r.with_fp32_layers:
+            assert d.finite and d.cosine > 0.99, (r.graph, d)
+    (logits,) = by_graph[DECODER].with_fp32_layers
+    assert logits.argmax is not None and 0.0 <= logits.argmax <= 1.0
+
+
+def test_trt_options_profiles_from_an_export(export_dir: Path) -> None:
+    from escnet_export.trt_build import TrtOptions
+
+    opts = TrtOptions.parse(export_dir, None, True, "1:2:4", "1:20:300", None, 2.0)
+    profiles = opts.profiles()
+    assert opts.out == export_dir / "trt"
+    (tokens,) = profiles[TEXT_ENCODER]
+    assert tokens.opt == (20, 77) and tokens.max == (256, 77)  # 20 classes x 1 template; capped at 256 texts
+    dec = {p.name: p for p in profiles[DECODER]}
+    assert dec["class_embeddings"].max == (300, 1, 32) and dec["dense_features"].min == (1, 32, 8, 8)
