@@ -54,7 +54,10 @@ def _weights_source(opts: BenchOptions) -> Path | None:
 
 
 def check_artifacts(opts: BenchOptions) -> None:
-    """Refuse an artifacts folder of another preset or exported from other weights than the reference's."""
+    """Refuse an artifacts folder of another preset or exported from other weights than the reference's
+    (a folder without a manifest passes: it is exported into)."""
+    if not (opts.artifacts / MANIFEST_FILE).is_file():
+        return
     try:
         manifest = load_manifest(opts.artifacts, verify=False)  # the runtime verifies every sha256 when it opens
     except ManifestError as e:

@@ -40,6 +40,17 @@ class BackendSpec:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class VocabularyRun:
+    """A timed text call and its untimed set-up (run before every call, e.g. emptying the cache)."""
+
+    fn: Callable[[], Any]
+    before: Callable[[], None] | None = None
+
+
+Cache = Literal["cold", "warm", "warm_disk"]
+
+
 class BenchBackend(ABC):
     """One way of running the three graphs and the whole pipeline."""
 
@@ -63,11 +74,12 @@ class BenchBackend(ABC):
         """The callable's result as float32 numpy arrays keyed by output name."""
 
     @abstractmethod
-    def vocabulary_fn(self, names: list[str], cache: Literal["cold", "warm"]) -> Callable[[], Any] | None:
-        """A callable turning class names into text embeddings (tokenizer + text encoder).
+    def vocabulary_fn(self, names: list[str], cache: Cache) -> VocabularyRun | None:
+        """Class names -> text embeddings through the backend's tokenizer, text encoder and cache.
 
-        ``cold``: every call starts from an empty text-embedding cache; ``warm``: the cache
-        already holds the vocabulary. None when the backend has no cache (``warm``).
+        ``cold``: every call starts from an empty cache (memory and disk); ``warm``: the cache
+        holds the vocabulary in memory; ``warm_disk``: only on disk (a new process). None where
+        the backend has no such cache.
         """
 
     @abstractmethod

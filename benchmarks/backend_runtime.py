@@ -1,15 +1,26 @@
-"""escnet_runtime backends (ONNX Runtime CPU / CUDA / TensorRT EP, TensorRT engines). Placeholder
-until the runtime's Segmenter lands."""
+"""escnet_runtime backends: ONNX Runtime (CPU, CUDA, TensorRT provider) and TensorRT engines.
+
+The graphs run through the runtime's own backend objects (``Segmenter.backend.run``), the
+vocabulary through its tokenizer and text-embedding cache, and end to end through
+``Segmenter.segment``: what a user of the runtime gets, not a re-implementation. The cache
+lives in a private temporary folder, so "cold" really is cold and the user's cache is untouched.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import shutil
+import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
+from escnet_runtime import BackendError, ManifestError, Segmenter, TextEmbeddingCache
+from escnet_runtime import contract as C
 
-from .backend import BackendSpec, BackendUnavailable, BenchBackend
+from .backend import BackendSpec, BackendUnavailable, BenchBackend, Cache, VocabularyRun
 
 RUNTIME_SPECS: dict[str, BackendSpec] = {
     s.name: s
@@ -17,27 +28,100 @@ RUNTIME_SPECS: dict[str, BackendSpec] = {
         BackendSpec("ort-cpu", "runtime", "cpu", "fp32", "escnet_runtime, ONNX Runtime CPU provider"),
         BackendSpec("ort-cuda", "runtime", "cuda", "fp32", "escnet_runtime, ONNX Runtime CUDA provider"),
         BackendSpec("ort-trt", "runtime", "cuda", "fp32", "escnet_runtime, ONNX Runtime TensorRT provider"),
-        BackendSpec("trt", "runtime", "cuda", "fp32", "escnet_runtime, TensorRT engines"),
+        BackendSpec("trt", "runtime", "cuda", "fp32", "escnet_runtime, TensorRT engines (precision as built)"),
     )
 }
+_PROVIDERS = {
+    "ort-cpu": "CPUExecutionProvider",
+    "ort-cuda": "CUDAExecutionProvider",
+    "ort-trt": "TensorrtExecutionProvider",
+}
+WARM_UP_CLASSES = ["warm-up"]
+
+
+def unavailable_reason(name: str) -> str | None:
+    """Why ``name`` cannot run on this machine, checked without any artifacts; None if it may."""
+    spec = RUNTIME_SPECS[name]
+    if spec.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            return "no CUDA device (torch.cuda.is_available() is False)"
+    if name in _PROVIDERS:
+        import onnxruntime as ort
+
+        if _PROVIDERS[name] not in ort.get_available_providers():
+            return (
+                f"this onnxruntime {ort.__version__} has no {_PROVIDERS[name]} "
+                f"(it has {', '.join(ort.get_available_providers())}; install onnxruntime-gpu)"
+            )
+    elif importlib.util.find_spec("tensorrt") is None:
+        return "TensorRT's Python package (tensorrt) is not installed"
+    return None
 
 
 class RuntimeBackend(BenchBackend):
-    def __init__(self, name: str, artifacts: Path) -> None:
-        self.spec = RUNTIME_SPECS[name]
-        raise BackendUnavailable("escnet_runtime.Segmenter is not available yet")
+    """A ``Segmenter`` on one backend, opened on the artifacts folder (every session loaded up front)."""
+
+    def __init__(self, name: str, artifacts: Path, batch_size: int) -> None:
+        reason = unavailable_reason(name)
+        if reason is not None:
+            raise BackendUnavailable(reason)
+        self._tmp = Path(tempfile.mkdtemp(prefix="escnet-bench-cache-"))
+        self._cold_runs = 0
+        try:
+            self.seg = Segmenter(artifacts, backend=name, cache_dir=self._tmp / "cache", batch_size=batch_size)
+            # Load every session now: a provider that silently falls back is found here, and
+            # session creation is part of the load time, not of the first timed figure.
+            self.seg.set_vocabulary(WARM_UP_CLASSES)
+            self.seg.segment(np.zeros((32, 32, 3), dtype=np.uint8))
+        except (BackendError, ManifestError) as e:
+            self.close()
+            raise BackendUnavailable(str(e)) from None
+        except BaseException:
+            self.close()
+            raise
+        self.backend = self.seg.backend
+        self.spec = replace(RUNTIME_SPECS[name], precision=self.backend.precision)
+        self.memory_device = "cuda-sampled" if self.spec.device == "cuda" else "cpu"
 
     def graph_fn(self, graph: str, inputs: dict[str, np.ndarray]) -> Callable[[], Any]:
-        raise NotImplementedError
+        staged = {k: self.backend.put(v) if k != C.IMAGE else v for k, v in inputs.items()}
+        return lambda: self.backend.run(graph, staged)
 
     def graph_outputs(self, graph: str, raw: Any) -> dict[str, np.ndarray]:
-        raise NotImplementedError
+        return {k: np.asarray(self.backend.to_host(v), dtype=np.float32) for k, v in raw.items()}
 
-    def vocabulary_fn(self, names: list[str], cache: Literal["cold", "warm"]) -> Callable[[], Any] | None:
-        raise NotImplementedError
+    def _fresh_cache(self) -> None:
+        self._cold_runs += 1
+        cache = TextEmbeddingCache(self._tmp / f"cold-{self._cold_runs}", dim=self.seg.cache.dim)
+        self.seg.cache = self.seg.text.cache = cache
+
+    def vocabulary_fn(self, names: list[str], cache: Cache) -> VocabularyRun | None:
+        encode = lambda: self.seg.encode_vocabulary(names)
+        if cache == "cold":
+            return VocabularyRun(encode, before=self._fresh_cache)
+        encode()  # the vocabulary is now cached (memory and disk)
+        if cache == "warm":
+            return VocabularyRun(encode)
+        return VocabularyRun(encode, before=self.seg.cache.clear_memory)
 
     def set_vocabulary(self, names: list[str]) -> None:
-        raise NotImplementedError
+        self.seg.set_vocabulary(names)
 
     def segment_fn(self, images: np.ndarray) -> Callable[[], np.ndarray]:
-        raise NotImplementedError
+        return lambda: np.stack([r.labels for r in self.seg.segment(images)])
+
+    def details(self) -> dict[str, Any]:
+        import onnxruntime as ort
+
+        d: dict[str, Any] = {"artifacts": str(self.seg.folder), "batch_size": self.seg.batch_size}
+        d["precision"] = self.backend.precision
+        if self.spec.name in _PROVIDERS:
+            d["onnxruntime"] = ort.__version__
+            d["provider"] = _PROVIDERS[self.spec.name]
+        return d
+
+    def close(self) -> None:
+        self.seg = None  # type: ignore[assignment]
+        shutil.rmtree(self._tmp, ignore_errors=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -14,7 +14,7 @@ from escnet_runtime import contract as C
 
 from escnet import ESCNet
 
-from .backend import BackendSpec, BackendUnavailable, BenchBackend
+from .backend import BackendSpec, BackendUnavailable, BenchBackend, Cache, VocabularyRun
 from .reference import segment_torch
 
 TORCH_SPECS: dict[str, BackendSpec] = {
@@ -100,10 +100,10 @@ class TorchBackend(BenchBackend):
             return {C.TEXT_EMBEDDINGS: as_np(raw)}
         return {C.LOGITS: as_np(raw)}
 
-    def vocabulary_fn(self, names: list[str], cache: Literal["cold", "warm"]) -> Callable[[], Any] | None:
-        if cache == "warm":
+    def vocabulary_fn(self, names: list[str], cache: Cache) -> VocabularyRun | None:
+        if cache != "cold":
             return None  # the reference keeps no text-embedding cache
-        return self._run(lambda: self.model.embed_classes(names))
+        return VocabularyRun(self._run(lambda: self.model.embed_classes(names)))
 
     def set_vocabulary(self, names: list[str]) -> None:
         self._text = self._run(lambda: self.model.embed_classes(names))()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from escnet import ESCNet
 
 from .backend import BackendSpec, BenchBackend
-from .backend_runtime import RUNTIME_SPECS, RuntimeBackend
+from .backend_runtime import RUNTIME_SPECS, RuntimeBackend, unavailable_reason
 from .backend_torch import TORCH_SPECS, TorchBackend
 from .options import ALL_BACKENDS, BenchOptions
 
@@ -21,4 +21,9 @@ def open_backend(name: str, model: ESCNet, opts: BenchOptions) -> BenchBackend:
     """Open backend ``name``; raises ``BackendUnavailable`` with the reason when it cannot run here."""
     if name in TORCH_SPECS:
         return TorchBackend(name, model)
-    return RuntimeBackend(name, opts.artifacts)
+    return RuntimeBackend(name, opts.artifacts, batch_size=max(opts.batch))
+
+
+def runtime_backends_to_run(opts: BenchOptions) -> list[str]:
+    """The requested runtime backends this machine may run (they need the artifacts folder)."""
+    return [n for n in opts.backends if n in RUNTIME_SPECS and unavailable_reason(n) is None]

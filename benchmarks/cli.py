@@ -20,7 +20,6 @@ from .options import (
     DEFAULT_PRESET,
     DEFAULT_WARMUP,
     DEFAULTS_RATIONALE,
-    RUNTIME_BACKENDS,
     OptionError,
     build_options,
 )
@@ -79,7 +78,8 @@ def bench(
 
     from escnet import ESCNetInputError
 
-    from .artifacts import ArtifactsError, ensure_artifacts, reference_model
+    from .artifacts import ArtifactsError, check_artifacts, ensure_artifacts, reference_model
+    from .backends import runtime_backends_to_run
     from .outputs import write_outputs
     from .progress import RichProgress
     from .report import markdown_summary
@@ -87,8 +87,11 @@ def bench(
 
     try:
         model = reference_model(opts)
+        needs_artifacts = bool(runtime_backends_to_run(opts))
+        if needs_artifacts:
+            check_artifacts(opts)  # a folder of other weights or preset: one line, before any output
         with RichProgress() as progress:
-            if any(b in RUNTIME_BACKENDS for b in opts.backends):
+            if needs_artifacts:
                 ensure_artifacts(opts, model, step=progress.note)
             result = run_benchmark(opts, model, progress)
     except (ArtifactsError, ESCNetInputError) as e:

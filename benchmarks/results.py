@@ -4,7 +4,7 @@ Every row names its backend, class count T and batch B, so the JSON can be filte
 table. Stages: the three graphs (``image_encoder``, ``text_encoder``, ``decoder``), the whole
 per-image pipeline with the vocabulary already embedded (``end_to_end``), and class names ->
 text embeddings through the backend's own tokenizer and cache (``text_cold``: empty cache,
-``text_warm``: the vocabulary cached).
+``text_warm``: the vocabulary cached in memory, ``text_warm_disk``: on disk only, as a new process finds it).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .scaling import LinearFit
 from .stats import TimingStats
 
 SCHEMA_VERSION = "1.0.0"
-STAGES = ("image_encoder", "text_encoder", "decoder", "end_to_end", "text_cold", "text_warm")
+STAGES = ("image_encoder", "text_encoder", "decoder", "end_to_end", "text_cold", "text_warm", "text_warm_disk")
 
 
 @dataclass

@@ -91,8 +91,9 @@ def _timed(
     items: int,
     unit: str,
     gflops: float | None,
+    before: Callable[[], None] | None = None,
 ) -> object:
-    runs = time_runs(fn, ctx.opts.warmup, ctx.opts.iters, backend.sync, backend.uses_cuda_events)
+    runs = time_runs(fn, ctx.opts.warmup, ctx.opts.iters, backend.sync, backend.uses_cuda_events, before)
     stats = summarise(runs.seconds, ctx.opts.warmup, items, unit)
     achieved = util = None
     if gflops is not None and stats.median_ms > 0:
@@ -112,11 +113,11 @@ def _measure_point(ctx: _Context, backend: BenchBackend, point: tuple[int, int])
     inputs = make_inputs(classes, batch, ctx.opts.seed)
     name, precision = backend.spec.name, backend.spec.precision
     ctx.progress.step(f"{name}: T={classes} B={batch} text")
-    for cache in ("cold", "warm"):
-        fn = backend.vocabulary_fn(inputs.names, cache)
-        if fn is not None:
+    for cache in ("cold", "warm", "warm_disk"):
+        run = backend.vocabulary_fn(inputs.names, cache)
+        if run is not None:
             gflops = ref.gflops[C.TEXT_ENCODER] if cache == "cold" else None
-            _timed(ctx, backend, f"text_{cache}", fn, point, classes, "classes", gflops)
+            _timed(ctx, backend, f"text_{cache}", run.fn, point, classes, "classes", gflops, run.before)
     ctx.progress.step(f"{name}: T={classes} B={batch} graphs")
     for graph in GRAPHS:
         items, unit = (classes, "classes") if graph == C.TEXT_ENCODER else (batch, "images")
@@ -149,11 +150,14 @@ def _run_backend(ctx: _Context, name: str, points: list[tuple[int, int]]) -> Non
     rss0, t0 = current_rss_mib(), time.perf_counter()
     try:
         backend = open_backend(name, ctx.model, ctx.opts)
-    except BackendUnavailable as e:
-        record.status, record.reason = "skipped", str(e)
+    except Exception as e:  # unavailable here: skipped; broken: failed; either way the run goes on
+        skipped = isinstance(e, BackendUnavailable)
+        record.status = "skipped" if skipped else "failed"
+        record.reason = str(e) if skipped else f"{type(e).__name__}: {e}"
         for _ in range(len(points) * STEPS_PER_POINT):
-            ctx.progress.step(f"{name}: skipped")
+            ctx.progress.step(f"{name}: {record.status}")
         return
+    record.precision = backend.spec.precision  # e.g. TensorRT engines built with --fp16
     record.load_s = time.perf_counter() - t0
     rss1 = current_rss_mib()
     record.load_rss_mib = rss1 - rss0 if rss0 is not None and rss1 is not None else None

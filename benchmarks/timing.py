@@ -38,17 +38,21 @@ def time_runs(
     iters: int,
     sync: Callable[[], None] = lambda: None,
     cuda_events: bool = False,
+    before: Callable[[], None] | None = None,
 ) -> TimedRuns:
     """Run ``fn`` ``warmup`` times untimed, then ``iters`` times timed.
 
     ``sync`` waits for the backend's outstanding work (e.g. ``torch.cuda.synchronize``).
     ``cuda_events``: time each run with CUDA events on the current stream (GPU backends).
+    ``before``: untimed set-up before every run (e.g. emptying a cache for a cold-cache figure).
     """
+    setup = before or (lambda: None)
     if iters < 1:
         raise ValueError(f"iters must be >= 1, got {iters}")
     first: float | None = None
     out: Any = None
     for i in range(warmup):
+        setup()
         start = time.perf_counter()
         out = fn()
         sync()
@@ -57,6 +61,7 @@ def time_runs(
     events = _cuda_events() if cuda_events else None
     seconds: list[float] = []
     for _ in range(iters):
+        setup()
         if events is not None:
             begin, end = events
             sync()
