@@ -185,3 +185,18 @@ def test_augment_shapes_and_padding(tmp_path: Path) -> None:
     assert (y[32:, :] == 255).all() and int((y != 255).sum()) == 32 * 32
     x2, y2 = augment(sample, cfg, np.random.default_rng(0), 255)
     assert x.equal(x2) and y.equal(y2)
+
+
+def test_make_synthetic_cli(tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from escnet.data.make_synthetic import main
+
+    app = typer.Typer()
+    app.command()(main)
+    r = CliRunner().invoke(app, [str(tmp_path / "s"), "--num-train", "2", "--num-val", "1", "--size", "32"])
+    assert r.exit_code == 0, r.output
+    assert len(open_dataset("synthetic-train", tmp_path / "s")) == 2
+    r = CliRunner().invoke(app, [str(tmp_path / "t"), "--num-stuff", "0"])
+    assert r.exit_code == 2 and "num_stuff" in r.output and "Traceback" not in r.output

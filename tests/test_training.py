@@ -153,6 +153,10 @@ def test_short_run_lowers_the_loss(syn_data: Path, tmp_path: Path) -> None:
     assert (tmp_path / "run" / "train.csv").read_text().startswith("step,loss,")
     assert len(_records(tmp_path / "run", "val")) == 1
     load_checkpoint(result.model_path, preset="tiny")
+    from escnet.training.plot import plot_run
+
+    png = plot_run(tmp_path / "run")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def _train_cmd(data: Path, out: Path, *extra: str) -> list[str]:
