@@ -84,6 +84,9 @@ def trt(
     classes: Annotated[str, typer.Option(help="classes per call (and texts = classes x templates), MIN:OPT:MAX")] = (
         "1:150:1024"
     ),
+    texts: Annotated[
+        str | None, typer.Option(help="texts per text-encoder call, MIN:OPT:MAX (default 1:classes x templates:256)")
+    ] = None,
     timing_cache: Annotated[Path | None, typer.Option(help="timing cache, loaded and saved")] = None,
     workspace: Annotated[float, typer.Option(help="workspace memory pool, GiB")] = 4.0,
 ) -> None:
@@ -93,7 +96,7 @@ def trt(
 
     try:
         require_tensorrt_and_gpu()  # before any work
-        opts = TrtOptions.parse(onnx_dir, out, fp16, batch, classes, timing_cache, workspace)
+        opts = TrtOptions.parse(onnx_dir, out, fp16, batch, classes, timing_cache, workspace, texts)
         record = run_trt_build(opts, lambda msg: err_console.print(msg, markup=False))
     except ExportError as e:
         raise fail(str(e)) from None

@@ -22,6 +22,7 @@ import onnx
 from escnet_runtime.contract import BUILD_MANIFEST_FILE, ENGINE_DIR, ENGINE_SUFFIX
 from escnet_runtime.fileio import atomic_path, sha256_file
 from escnet_runtime.manifest import Manifest, ManifestError, load_manifest
+from escnet_runtime.text_encoder import TEXT_BATCH  # texts per text-encoder call in the runtime
 
 from .errors import ExportError
 from .profiles import AxisRange, InputProfile, axis_ranges, default_texts, input_profiles
@@ -30,7 +31,6 @@ from .trt_precision import PinnedNode, fp32_nodes, layers_to_pin, pin_layers
 
 BUILD_FORMAT = "escnet-trt-build"
 BUILD_FORMAT_VERSION = 1
-RUNTIME_TEXT_BATCH = 256  # texts per text-encoder call in escnet_runtime (its TEXT_BATCH)
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class TrtOptions:
         except ManifestError as e:
             raise ExportError(str(e)) from None
         p = len(manifest.templates)
-        n = AxisRange.parse(texts, "texts") if texts else default_texts(c, p, RUNTIME_TEXT_BATCH)
+        n = AxisRange.parse(texts, "texts") if texts else default_texts(c, p, TEXT_BATCH)
         if timing_cache is not None and timing_cache.exists() and not timing_cache.is_file():
             raise ExportError(f"--timing-cache {timing_cache}: not a file")
         return TrtOptions(onnx_dir, out or onnx_dir / ENGINE_DIR, fp16, b, c, n, timing_cache, workspace_gib, manifest)
