@@ -2,9 +2,9 @@
 
 Images are smooth, structured uint8 RGB pictures (a few blurred colour blobs over a gradient),
 not white noise, so that the label maps have regions; they are deliberately not S x S, so the
-resize of the pre-processing is part of what is timed and compared. Class names are distinct
-synthetic phrases ("object 0", "object 1", ...); with random weights no real vocabulary would
-mean more, and the token count per name stays realistic.
+resize of the pre-processing is part of what is timed and compared. Class names are the first
+T names of ADE20K-847 (the package's shipped class list: real names, so the tokenizer sees
+realistic lengths), then distinct synthetic names ("object 847", ...) beyond 847.
 """
 
 from __future__ import annotations
@@ -33,11 +33,17 @@ class BenchInputs:
         return len(self.names)
 
 
+VOCABULARY_FILE = "classes_ade847.txt"
+
+
 def class_names(count: int) -> list[str]:
     """``count`` distinct class names, the same for every backend and every run."""
     if count < 1:
         raise ValueError(f"count must be >= 1, got {count}")
-    return [f"object {i}" for i in range(count)]
+    from escnet.data.specs import packaged_class_names
+
+    real = packaged_class_names(VOCABULARY_FILE)[:count]
+    return real + [f"object {i}" for i in range(len(real), count)]
 
 
 def synthetic_images(batch: int, seed: int = 0, height: int = IMAGE_HEIGHT, width: int = IMAGE_WIDTH) -> np.ndarray:

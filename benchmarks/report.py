@@ -6,6 +6,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 REFERENCE = "torch"
+# ESC-Net ViT-B throughput as published (images/s by class count), quoted by issue 5; measured on the
+# paper's GPU, not this machine's: compare the shape of the curve, not the absolute numbers.
+PUBLISHED_VIT_B = {19: 15.0, 58: 9.9, 150: 5.1}
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -15,7 +18,7 @@ def _fmt(value: Any, digits: int = 1) -> str:
         return "yes" if value else "NO"
     if isinstance(value, float):
         if value != 0 and (abs(value) < 10 ** (-digits) or abs(value) >= 1e6):
-            return f"{value:.2e}"
+            return f"{value:.2g}"
         return f"{value:.{digits}f}"
     return str(value)
 
@@ -58,6 +61,7 @@ def _backends(data: dict[str, Any]) -> list[str]:
 def _end_to_end(data: dict[str, Any]) -> list[str]:
     e2e = [t for t in data["timings"] if t["stage"] == "end_to_end"]
     ref = _index([t for t in e2e if t["backend"] == REFERENCE], "classes", "batch")
+    graphs = _index(data["timings"], "backend", "classes", "batch", "stage")
     mem = _index(data["memory"], "backend", "classes", "batch")
     task = _index(data["task_parity"], "backend", "classes", "batch")
     rows = []
@@ -66,6 +70,9 @@ def _end_to_end(data: dict[str, Any]) -> list[str]:
         full = (t["backend"], *key)
         speedup = ref[key]["timing"]["median_ms"] / t["timing"]["median_ms"] if key in ref else None
         m, p = mem.get(full, {}), task.get(full, {})
+        parts = [graphs.get((*full, g)) for g in ("image_encoder", "decoder")]
+        in_graphs = sum(g["timing"]["median_ms"] for g in parts) if all(parts) else None  # type: ignore[index]
+        other = t["timing"]["median_ms"] - in_graphs if in_graphs is not None else None
         rows.append(
             (
                 t["backend"],
@@ -74,6 +81,8 @@ def _end_to_end(data: dict[str, Any]) -> list[str]:
                 _fmt(t["timing"]["median_ms"]),
                 _fmt(t["timing"]["p90_ms"]),
                 _fmt(t["timing"]["p99_ms"]),
+                _fmt(in_graphs),
+                _fmt(other),
                 _fmt(t["timing"]["throughput"], 2),
                 _fmt(speedup, 2),
                 _fmt(t["achieved_gflops_per_s"]),
@@ -85,9 +94,14 @@ def _end_to_end(data: dict[str, Any]) -> list[str]:
                 _fmt(p.get("miou"), 4),
             )
         )
-    header = ["backend", "T", "B", "median", "p90", "p99", "img/s", "x torch", "GFLOP/s", "util %"]
+    header = ["backend", "T", "B", "median", "p90", "p99", "graphs", "other", "img/s", "x torch", "GFLOP/s", "util %"]
     header += ["peak RSS MiB", "Δ RSS MiB", "dev MiB", "agree", "mIoU"]
-    return ["## End to end (uint8 image -> labels, vocabulary embedded)", ""] + _table(header, rows) + [""]
+    note = (
+        "graphs: image encoder + decoder medians of the same backend; other: the rest (pre-processing, "
+        "upsampling, arg-max, copies). x torch: the reference's median over this one, same run, same inputs."
+    )
+    title = "## End to end (uint8 image -> labels, vocabulary embedded)"
+    return [title, "", note, ""] + _table(header, rows) + [""]
 
 
 def _graphs(data: dict[str, Any]) -> list[str]:
@@ -129,10 +143,9 @@ def _text(data: dict[str, Any]) -> list[str]:
         def get(stage: str, backend: str = backend, classes: int = classes) -> float | None:
             return by.get((backend, classes, batch, stage), {}).get("timing", {}).get("median_ms")
 
-        rows.append(
-            (backend, classes, _fmt(get("text_cold"), 2), _fmt(get("text_warm"), 3), _fmt(get("text_encoder"), 2))
-        )
-    header = ["backend", "T", "cold cache", "warm cache", "text graph"]
+        cells = [_fmt(get(s), 3) for s in ("text_cold", "text_warm", "text_warm_disk", "text_encoder")]
+        rows.append((backend, classes, *cells))
+    header = ["backend", "T", "cold cache", "warm (memory)", "warm (disk)", "text graph"]
     return ["## Text: class names -> embeddings (ms)", ""] + _table(header, rows) + [""]
 
 
@@ -159,7 +172,25 @@ def _fits(data: dict[str, Any]) -> list[str]:
     return lines + (_table(header, rows) if rows else ["(fewer than two class counts: no fit)"]) + [""]
 
 
+def _published(data: dict[str, Any]) -> list[str]:
+    """GPU rows at the published class counts next to the published figures (vit-b16 only)."""
+    if data["options"]["preset"] != "vit-b16":
+        return []
+    gpu = {b["name"] for b in data["backends"] if b["device"] == "cuda" and b["status"] == "ok"}
+    rows = [
+        (t["backend"], t["classes"], t["batch"], _fmt(t["timing"]["throughput"], 2), PUBLISHED_VIT_B[t["classes"]])
+        for t in data["timings"]
+        if t["stage"] == "end_to_end" and t["backend"] in gpu and t["classes"] in PUBLISHED_VIT_B
+    ]
+    if not rows:
+        return []
+    where = (data["environment"].get("gpu") or {}).get("name", "?")
+    title = f"## Against the published ESC-Net ViT-B figures (this GPU: {where}; published: the paper's GPU)"
+    return [title, ""] + _table(["backend", "T", "B", "img/s here", "img/s published"], rows) + [""]
+
+
 def markdown_summary(data: dict[str, Any]) -> str:
     """The whole summary as Markdown text."""
-    parts = _header(data) + _backends(data) + _end_to_end(data) + _text(data) + _graphs(data) + _fits(data)
+    parts = _header(data) + _backends(data) + _end_to_end(data) + _published(data) + _text(data)
+    parts += _graphs(data) + _fits(data)
     return "\n".join(parts)

@@ -39,7 +39,8 @@ STEPS_PER_POINT = 6  # text cold, text warm, three graphs, end to end
 METHODS = {
     "timing": "warm-up runs untimed, then timed runs; CPU: perf_counter after the backend's sync; GPU: CUDA "
     "events around each run, device synchronised. Median, p90, p99 over the timed runs.",
-    "inputs": "seeded synthetic 480x640 uint8 images and names 'object i'; the same arrays for every backend. "
+    "inputs": "seeded synthetic 480x640 uint8 images; the first T ADE20K-847 class names ('object i' beyond 847); "
+    "the same arrays for every backend. "
     "Each graph gets the PyTorch reference's inputs (e.g. the decoder gets the reference's image features).",
     "end_to_end": "uint8 images -> labels at the image size with the vocabulary already embedded (pre-processing, "
     "image encoder, decoder, upsampling, arg-max).",

@@ -1,0 +1,61 @@
+"""The Markdown summary: derived columns and the published-figures table, from a result document."""
+
+from __future__ import annotations
+
+import copy
+
+from escnet_bench.report import PUBLISHED_VIT_B, markdown_summary
+
+
+def _timing(backend: str, classes: int, stage: str, median_ms: float) -> dict:
+    timing = {"runs": 3, "warmup": 1, "items": 1, "item_unit": "images", "median_ms": median_ms, "mean_ms": median_ms}
+    timing |= {"p90_ms": median_ms, "p99_ms": median_ms, "min_ms": median_ms, "max_ms": median_ms, "stdev_ms": 0.0}
+    timing["throughput"] = 1e3 / median_ms
+    row = {"backend": backend, "classes": classes, "batch": 1, "stage": stage, "timing": timing}
+    return row | {"first_call_ms": None, "gflops": None, "achieved_gflops_per_s": None, "utilisation_pct": None}
+
+
+def _backend(name: str, device: str, status: str = "ok") -> dict:
+    return {"name": name, "family": "torch", "device": device, "precision": "fp32", "description": "", "status": status}
+
+
+DATA = {
+    "schema_version": "1.0.0",
+    "created_utc": "2026-01-01T00:00:00+00:00",
+    "duration_s": 1.0,
+    "options": {"preset": "tiny", "classes": [150], "batch": [1], "warmup": 1, "iters": 3},
+    "environment": {"cpu": "x", "cpu_count": 2, "torch_threads": 2, "gpu": None},
+    "peaks": [{"device": "cpu", "dtype": "fp32", "gflops_per_s": 100.0}],
+    "backends": [_backend("torch", "cpu"), _backend("ort-cpu", "cpu"), _backend("torch-cuda", "cuda")],
+    "timings": [
+        _timing("torch", 150, "end_to_end", 400.0),
+        _timing("torch", 150, "image_encoder", 100.0),
+        _timing("torch", 150, "decoder", 250.0),
+        _timing("ort-cpu", 150, "end_to_end", 200.0),
+        _timing("torch-cuda", 150, "end_to_end", 50.0),
+    ],
+    "memory": [],
+    "parity": [],
+    "task_parity": [],
+    "fits": [],
+}
+
+
+def test_end_to_end_row_has_speedup_and_time_outside_the_graphs():
+    text = markdown_summary(DATA)
+    torch_row = next(line for line in text.splitlines() if line.startswith("| torch | 150 | 1 | 400.0"))
+    cells = [c.strip() for c in torch_row.strip("|").split("|")]
+    assert cells[6:8] == ["350.0", "50.0"]  # graphs = 100 + 250, other = 400 - 350
+    ort_row = next(line for line in text.splitlines() if line.startswith("| ort-cpu | 150 | 1 |"))
+    assert "| 2.00 |" in ort_row  # 400 / 200: twice as fast as the reference in the same run
+
+
+def test_published_figures_only_for_vit_b16_gpu_rows():
+    assert "published" not in markdown_summary(DATA).lower()
+    data = copy.deepcopy(DATA)
+    data["options"]["preset"] = "vit-b16"
+    data["environment"]["gpu"] = {"name": "Test GPU"}
+    text = markdown_summary(data)
+    assert "this GPU: Test GPU" in text
+    assert f"| torch-cuda | 150 | 1 | 20.00 | {PUBLISHED_VIT_B[150]} |" in text
+    assert "| torch | 150 | 1 | 2.50 |" not in text.split("published ESC-Net")[1].split("##")[0]  # CPU rows excluded
