@@ -180,7 +180,11 @@ def run_trt_build(opts: TrtOptions, log: Callable[[str], None]) -> BuildRecord:
         target = opts.out / f"{graph}{ENGINE_SUFFIX}"
         log(f"building {target.name} ({'fp16' if opts.fp16 else 'fp32'}) ...")
         start = time.perf_counter()
-        overrides, pinned = build_engine(trt, opts, graph, profile, target)
+        try:
+            overrides, pinned = build_engine(trt, opts, graph, profile, target)
+        except Exception as e:  # polygraphy/TensorRT report parser and builder failures as exceptions
+            first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+            raise ExportError(f"{graph}: TensorRT engine build failed: {first}") from e
         record.engines[graph] = EngineRecord(
             graph=graph,
             file=target.name,
