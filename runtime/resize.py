@@ -19,7 +19,10 @@ F64 = np.float64
 
 def _fma(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     """float32 a * b + c with one rounding of the product-sum (float64 holds a * b exactly)."""
-    return (a.astype(F64) * b + c).astype(F32)
+    out = a.astype(F64)  # in place from here: three float64 temporaries would cost 2x the memory
+    out *= b
+    out += c
+    return out.astype(F32)
 
 
 @dataclass(frozen=True)

@@ -52,9 +52,12 @@ def test_labels_and_scores_match_pytorch(pair, sliding):
 
 def test_text_embeddings_match_pytorch(pair):
     model, seg = pair
+    names = [*CLASSES, "a very long class name " * 25, "Ünïcödé &amp; punctuation!?"]  # incl. one beyond 77 tokens
     with torch.no_grad():
-        ref = model.embed_classes(CLASSES).numpy()
-    assert np.abs(seg.embeddings - ref).max() < 1e-5
+        ref = model.embed_classes(names).numpy()
+    with pytest.warns(UserWarning, match="truncated"):
+        got = seg.encode_vocabulary(names)
+    assert np.abs(got - ref).max() < 1e-5 and np.abs(seg.embeddings - ref[: len(CLASSES)]).max() < 1e-5
 
 
 def test_batch_equals_one_by_one(pair):

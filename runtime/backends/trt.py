@@ -3,8 +3,9 @@
 TensorRT and cuda-python (device memory, copies, a stream) are imported only when this backend
 is built; where either is missing it raises one clear BackendError. Device buffers persist per
 tensor and grow on demand; outputs the next graph reads can stay on the GPU (``keep_on_device``).
-Engines are looked up as ``<graph>.engine`` or ``<graph>.plan`` in the engines folder
-(default: ``<artifacts>/trt``, where ``escnet-export trt`` writes them).
+Engines are ``<artifacts>/trt/<graph>.engine`` with the build manifest ``trt/build.json``
+(``escnet-export trt`` writes both): each engine's sha256 is checked against it, and so is the
+sha256 of the ONNX graph it was built from against the artifacts manifest.
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from ..contract import BUILD_MANIFEST_FILE, ENGINE_DIR, ENGINE_SUFFIX
 from ..errors import BackendError
 from ..fileio import sha256_file
 from ..manifest import Manifest
 from .base import check_feed
-
-ENGINE_SUFFIXES = (".engine", ".plan")
 
 
 def _import_tensorrt() -> tuple[Any, Any]:
@@ -69,37 +69,47 @@ class TrtBackend:
         self.trt, self.cudart = trt, cudart
         self.name = "trt"
         self.manifest = manifest
-        self.engines_dir = Path(engines_dir) if engines_dir else Path(folder) / "trt"
+        self.engines_dir = Path(engines_dir) if engines_dir else Path(folder) / ENGINE_DIR
+        self.build = self._read_build()
+        self.precision = str(self.build.get("precision", "fp32"))
         _check(cudart.cudaSetDevice(device_id), "cudaSetDevice")
         self.stream = _check(cudart.cudaStreamCreate(), "cudaStreamCreate")
-        self.precision = self._read_precision()
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
         self._engines: dict[str, Any] = {}
         self._contexts: dict[str, Any] = {}
         self._files: dict[str, Path] = {}
         self._buffers: dict[tuple[str, str], tuple[int, int]] = {}  # (graph, tensor) -> (ptr, bytes)
+        self._constant: DeviceTensor | None = None
 
-    def _read_precision(self) -> str:
-        build = self.engines_dir / "build.json"
-        if build.is_file():
-            try:
-                data = json.loads(build.read_text())
-            except (OSError, json.JSONDecodeError):
-                return "unknown"
-            if isinstance(data, dict):
-                return "fp16" if data.get("fp16") or data.get("precision") == "fp16" else "fp32"
-        return "fp32"
+    def _read_build(self) -> dict[str, Any]:
+        path = self.engines_dir / BUILD_MANIFEST_FILE
+        if not path.is_file():
+            raise BackendError(f"no {BUILD_MANIFEST_FILE} in {self.engines_dir} (run `escnet-export trt` first)")
+        try:
+            data = json.loads(path.read_text())
+            engines = data["engines"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise BackendError(f"{path}: unreadable build manifest ({type(e).__name__})") from None
+        for graph, spec in self.manifest.graphs.items():
+            record = engines.get(graph) if isinstance(engines, dict) else None
+            if not record:
+                raise BackendError(f"{path}: no engine for {graph}")
+            if record.get("onnx_sha256") != self.manifest.files.get(spec.file):
+                raise BackendError(f"{path}: the {graph} engine was built from another {spec.file}; rebuild it")
+        return data
 
     def _engine_file(self, graph: str) -> Path:
-        for suffix in ENGINE_SUFFIXES:
-            path = self.engines_dir / f"{graph}{suffix}"
-            if path.is_file():
-                return path
-        raise BackendError(f"no TensorRT engine for {graph} in {self.engines_dir} (run `escnet-export trt` first)")
+        record = self.build["engines"][graph]
+        path = self.engines_dir / record.get("file", f"{graph}{ENGINE_SUFFIX}")
+        if not path.is_file():
+            raise BackendError(f"{path}: engine listed in {BUILD_MANIFEST_FILE} is missing")
+        if sha256_file(path) != record.get("sha256"):
+            raise BackendError(f"{path}: engine does not match {BUILD_MANIFEST_FILE} (sha256); rebuild it")
+        return path
 
     def graph_sha256(self, graph: str) -> str:
-        return sha256_file(self._engine_file(graph))
+        return str(self.build["engines"][graph]["sha256"])
 
     def _context(self, graph: str) -> Any:
         if graph not in self._contexts:
@@ -161,11 +171,16 @@ class TrtBackend:
         }
 
     def put(self, array: np.ndarray) -> Any:
+        """Copy a constant to the device; it replaces the previous one (one vocabulary at a time)."""
         host = np.ascontiguousarray(array)
+        if self._constant is not None:
+            _check(self.cudart.cudaFree(self._constant.ptr), "cudaFree")
+            self._constant = None
         ptr = int(_check(self.cudart.cudaMalloc(max(host.nbytes, 1)), "cudaMalloc"))
         kind = self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
         _check(self.cudart.cudaMemcpy(ptr, host.ctypes.data, host.nbytes, kind), "H2D copy")
-        return DeviceTensor(ptr, host.shape, host.dtype)
+        self._constant = DeviceTensor(ptr, host.shape, host.dtype)
+        return self._constant
 
     def to_host(self, value: Any) -> np.ndarray:
         if not isinstance(value, DeviceTensor):
