@@ -33,10 +33,7 @@ class ArtifactsError(ValueError):
 
 def reference_model(opts: BenchOptions) -> ESCNet:
     """The PyTorch fp32 reference: ``opts.checkpoint``, the artifacts' own source checkpoint, or a seeded preset."""
-    source = opts.checkpoint
-    bundled = opts.artifacts / SOURCE_CHECKPOINT
-    if source is None and bundled.is_file():
-        source = bundled
+    source = weights_source(opts)
     if source is not None:
         try:
             return load_checkpoint(source, preset=opts.preset).eval()
@@ -46,7 +43,8 @@ def reference_model(opts: BenchOptions) -> ESCNet:
     return build_model(opts.preset).eval()
 
 
-def _weights_source(opts: BenchOptions) -> Path | None:
+def weights_source(opts: BenchOptions) -> Path | None:
+    """The checkpoint the reference model comes from (None: the preset seeded with ``opts.seed``)."""
     if opts.checkpoint is not None:
         return opts.checkpoint
     bundled = opts.artifacts / SOURCE_CHECKPOINT
@@ -67,7 +65,7 @@ def check_artifacts(opts: BenchOptions) -> None:
             f"{opts.artifacts} holds preset {manifest.preset!r}, not {opts.preset!r}; pass --preset {manifest.preset} "
             "or another --artifacts folder"
         )
-    source = _weights_source(opts)
+    source = weights_source(opts)
     recorded = manifest.source_weights.get("checkpoint")
     if source is None or recorded is None or sha256_file(source) != recorded:
         raise ArtifactsError(

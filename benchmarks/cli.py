@@ -57,6 +57,7 @@ def bench(
     ),
     export: bool = typer.Option(True, help="Export the artifacts when the folder has no manifest."),
     seed: str = typer.Option("0", metavar="N", help="Seed of the inputs and of a randomly initialised model."),
+    isolated_memory: bool = typer.Option(True, help="Also measure each CPU backend's peak RSS in a fresh process."),
 ) -> None:
     try:
         opts = build_options(
@@ -71,6 +72,7 @@ def bench(
             checkpoint,
             export,
             _int(seed, "--seed"),
+            isolated_memory,
         )
     except OptionError as e:
         raise _fail(str(e)) from None

@@ -28,6 +28,14 @@ def _cpu_model() -> str | None:
     return platform.processor() or None
 
 
+def load_average() -> list[float] | None:
+    """1, 5 and 15 minute load averages (None where the OS has none): a busy machine skews timings."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
 def environment() -> dict[str, Any]:
     """Python, OS, CPU, GPU and the versions of the libraries that run the graphs."""
     import torch
@@ -46,6 +54,7 @@ def environment() -> dict[str, Any]:
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "load_average_start": load_average(),
         "gpu": gpu,
         "versions": {p: v for p in _PACKAGES if (v := _version(p)) is not None},
     }

@@ -8,7 +8,7 @@ from .results import BenchResult, FitRecord
 from .scaling import fit_linear
 
 FIT_STAGES = ("end_to_end", "decoder", "text_cold")
-MEMORY_METRICS = ("delta_rss_mib", "peak_rss_mib", "peak_device_mib")
+MEMORY_METRICS = ("process_peak_rss_mib", "delta_rss_mib", "peak_rss_mib", "peak_device_mib")
 
 
 def _fits_over(
@@ -41,7 +41,7 @@ def scaling_fits(result: BenchResult, predict_classes: int) -> list[FitRecord]:
             by_batch[(t.backend, t.stage, "median_ms", t.classes)].append((t.batch, t.timing.median_ms))
     for m in result.memory:
         for metric in MEMORY_METRICS:
-            value = getattr(m.reading, metric)
+            value = m.process_peak_rss_mib if metric == "process_peak_rss_mib" else getattr(m.reading, metric)
             if value is not None:
                 by_classes[(m.backend, m.stage, metric, m.batch)].append((m.classes, value))
     max_batch = max((x for pts in by_batch.values() for x, _ in pts), default=1)

@@ -58,6 +58,12 @@ def current_rss_mib() -> float | None:
     return kib / 1024 if kib is not None else None
 
 
+def rss_peak_mib() -> float | None:
+    """The RSS high-water mark (since the last reset), in MiB (None off Linux)."""
+    kib = _status_kib("VmHWM")
+    return kib / 1024 if kib is not None else None
+
+
 def release_free_memory() -> None:
     """Collect garbage and return freed heap pages to the OS, so the next baseline is honest."""
     gc.collect()

@@ -56,6 +56,7 @@ class BenchOptions:
     out: Path = Path(DEFAULT_OUT)
     checkpoint: Path | None = None
     export_missing: bool = True
+    isolated_memory: bool = True  # also measure each CPU backend's peak RSS in a fresh process
     seed: int = 0
     predict_classes: int = PREDICT_CLASSES
 
@@ -113,6 +114,7 @@ def build_options(
     checkpoint: str | None = None,
     export_missing: bool = True,
     seed: int = 0,
+    isolated_memory: bool = True,
 ) -> BenchOptions:
     """Check every value; raise :class:`OptionError` with one line on the first bad one."""
     if preset not in PRESETS:
@@ -137,5 +139,6 @@ def build_options(
         out=out_path,
         checkpoint=Path(checkpoint) if checkpoint else None,
         export_missing=export_missing,
+        isolated_memory=isolated_memory,
         seed=seed,
     )

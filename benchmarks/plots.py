@@ -25,23 +25,26 @@ def _series(rows: list[dict[str, Any]], value: str) -> dict[str, list[tuple[int,
     return {k: sorted(v) for k, v in sorted(out.items())}
 
 
-def _plot(series: dict[str, list[tuple[int, float]]], title: str, ylabel: str, path: Path) -> Path | None:
-    if not series:
+def _plot(panels: list[tuple[dict[str, list[tuple[int, float]]], str, str]], path: Path) -> Path | None:
+    """One PNG with a panel per (series, title, y label); panels without data are left out."""
+    panels = [p for p in panels if p[0]]
+    if not panels:
         return None
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label, pts in series.items():
-        ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=label)
-    ax.set_xlabel("classes (T)")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.set_ylim(bottom=0)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.5), squeeze=False)
+    for ax, (series, title, ylabel) in zip(axes[0], panels, strict=True):
+        for label, pts in series.items():
+            ax.plot([x for x, _ in pts], [y for _, y in pts], marker="o", label=label)
+        ax.set_xlabel("classes (T)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.set_ylim(bottom=0)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
@@ -53,13 +56,12 @@ def write_plots(data: dict[str, Any], out_dir: Path) -> list[Path]:
     """Write the latency and memory plots into ``out_dir``; return the paths written."""
     preset = data["options"]["preset"]
     e2e = [t for t in data["timings"] if t["stage"] == "end_to_end"]
-    written = [
-        _plot(_series(e2e, "median_ms"), f"{preset}: end-to-end latency", "median latency (ms)", out_dir / LATENCY_PNG)
-    ]
     memory = [m for m in data["memory"] if m["stage"] == "end_to_end"]
-    device = _series(memory, "peak_device_mib")
-    series = _series(memory, "delta_rss_mib")
-    series.update({f"{k} (device)": v for k, v in device.items()})
-    ylabel = "peak memory over baseline (MiB); device: peak (MiB)" if device else "peak RSS over baseline (MiB)"
-    written.append(_plot(series, f"{preset}: end-to-end peak memory", ylabel, out_dir / MEMORY_PNG))
+    latency = [(_series(e2e, "median_ms"), f"{preset}: end-to-end latency", "median latency (ms)")]
+    mem_panels = [
+        (_series(memory, "process_peak_rss_mib"), f"{preset}: peak RSS, fresh process", "MiB"),
+        (_series(memory, "delta_rss_mib"), f"{preset}: in-process peak RSS over baseline", "MiB"),
+        (_series(memory, "peak_device_mib"), f"{preset}: peak device memory", "MiB"),
+    ]
+    written = [_plot(latency, out_dir / LATENCY_PNG), _plot(mem_panels, out_dir / MEMORY_PNG)]
     return [p for p in written if p is not None]

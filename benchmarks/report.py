@@ -33,6 +33,18 @@ def _index(rows: list[dict[str, Any]], *keys: str) -> dict[tuple[Any, ...], dict
     return {tuple(r[k] for k in keys): r for r in rows}
 
 
+def _busy_warning(env: dict[str, Any]) -> list[str]:
+    """A warning line when other work shared the CPU (1-minute load average above half the cores)."""
+    cores = env.get("cpu_count") or 1
+    loads = [x[0] for x in (env.get("load_average_start"), env.get("load_average_end")) if x]
+    if not loads or max(loads) <= cores / 2:
+        return []
+    return [
+        f"- **Warning: the machine was busy** (1-minute load average up to {max(loads):.1f} on {cores} cores): "
+        "times and even ratios are unreliable (thread pools degrade unevenly); rerun on an idle machine."
+    ]
+
+
 def _header(data: dict[str, Any]) -> list[str]:
     opts, env = data["options"], data["environment"]
     gpu = env.get("gpu")
@@ -44,6 +56,7 @@ def _header(data: dict[str, Any]) -> list[str]:
         f"- CPU: {env.get('cpu')} ({env.get('cpu_count')} cores, torch threads {env.get('torch_threads')}); "
         f"GPU: {gpu['name'] if gpu else 'none'}.",
         f"- Measured peak matmul: {peaks}.",
+        *_busy_warning(env),
         f"- Classes {opts['classes']}, batch {opts['batch']}, {opts['warmup']} warm-up + {opts['iters']} timed runs "
         "per figure; times are medians in ms.",
         "",
@@ -87,7 +100,7 @@ def _end_to_end(data: dict[str, Any]) -> list[str]:
                 _fmt(speedup, 2),
                 _fmt(t["achieved_gflops_per_s"]),
                 _fmt(t["utilisation_pct"]),
-                _fmt(m.get("peak_rss_mib"), 0),
+                _fmt(m.get("process_peak_rss_mib"), 0),
                 _fmt(m.get("delta_rss_mib"), 0),
                 _fmt(m.get("peak_device_mib"), 0),
                 _fmt(p.get("agreement"), 4),
@@ -95,10 +108,12 @@ def _end_to_end(data: dict[str, Any]) -> list[str]:
             )
         )
     header = ["backend", "T", "B", "median", "p90", "p99", "graphs", "other", "img/s", "x torch", "GFLOP/s", "util %"]
-    header += ["peak RSS MiB", "Δ RSS MiB", "dev MiB", "agree", "mIoU"]
+    header += ["process MiB", "Δ RSS MiB", "dev MiB", "agree", "mIoU"]
     note = (
         "graphs: image encoder + decoder medians of the same backend; other: the rest (pre-processing, "
-        "upsampling, arg-max, copies). x torch: the reference's median over this one, same run, same inputs."
+        "upsampling, arg-max, copies). x torch: the reference's median over this one, same run, same inputs. "
+        "process MiB: peak RSS of a fresh process that loads only this backend and runs this point; Δ RSS: the "
+        "in-process peak over the RSS before the measurement; dev: peak device memory."
     )
     title = "## End to end (uint8 image -> labels, vocabulary embedded)"
     return [title, "", note, ""] + _table(header, rows) + [""]

@@ -58,13 +58,17 @@ class TimingRecord:
         return d
 
 
-@dataclass(frozen=True)
+@dataclass
 class MemoryRecord:
+    """In-process reading of the end-to-end measurement, plus (CPU backends) the peak RSS of a fresh
+    process doing the same work (see ``escnet_bench.isolated``)."""
+
     backend: str
     classes: int
     batch: int
     stage: str
     reading: MemoryReading
+    process_peak_rss_mib: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +77,7 @@ class MemoryRecord:
             "batch": self.batch,
             "stage": self.stage,
             **self.reading.to_dict(),
+            "process_peak_rss_mib": self.process_peak_rss_mib,
         }
 
 

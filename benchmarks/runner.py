@@ -13,17 +13,20 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from escnet_runtime import contract as C
 
 from escnet import ESCNet
 
+from .artifacts import weights_source
 from .backend import BackendUnavailable, BenchBackend
 from .backends import backend_spec, open_backend
-from .environment import environment
+from .environment import environment, load_average
 from .fits import scaling_fits
-from .inputs import make_inputs
+from .inputs import class_names, make_inputs
+from .isolated import METHOD as ISOLATED_METHOD
+from .isolated import IsolatedRequest, measure_isolated
 from .memory import MemoryProbe, current_rss_mib, release_free_memory
 from .options import BenchOptions
 from .parity import task_parity, tensor_parity
@@ -155,7 +158,7 @@ def _run_backend(ctx: _Context, name: str, points: list[tuple[int, int]]) -> Non
         skipped = isinstance(e, BackendUnavailable)
         record.status = "skipped" if skipped else "failed"
         record.reason = str(e) if skipped else f"{type(e).__name__}: {e}"
-        for _ in range(len(points) * STEPS_PER_POINT):
+        for _ in range(len(points) * STEPS_PER_POINT + 1):
             ctx.progress.step(f"{name}: {record.status}")
         return
     record.precision = backend.spec.precision  # e.g. TensorRT engines built with --fp16
@@ -170,6 +173,29 @@ def _run_backend(ctx: _Context, name: str, points: list[tuple[int, int]]) -> Non
         record.status, record.reason = "failed", f"{type(e).__name__}: {e}"
     finally:
         backend.close()
+    ctx.progress.step(f"{name}: peak RSS in a fresh process")
+    if record.status == "ok" and spec.device == "cpu" and ctx.opts.isolated_memory:
+        _isolated_memory(ctx, record, points)
+
+
+def _isolated_memory(ctx: _Context, record: BackendRecord, points: list[tuple[int, int]]) -> None:
+    """Peak RSS of a fresh process per backend; attached to the backend's memory rows."""
+    weights = weights_source(ctx.opts)
+    request = IsolatedRequest(
+        backend=record.name,
+        preset=ctx.opts.preset,
+        artifacts=str(ctx.opts.artifacts),
+        checkpoint=str(weights) if weights is not None else None,
+        seed=ctx.opts.seed,
+        batch_size=max(ctx.opts.batch),
+        points=points,
+        names={str(t): class_names(t) for t in {t for t, _ in points}},
+    )
+    result = measure_isolated(request)
+    record.details["fresh_process"] = {k: v for k, v in asdict(result).items() if k != "peaks_mib"}
+    for m in ctx.result.memory:
+        if m.backend == record.name:
+            m.process_peak_rss_mib = result.peaks_mib.get(f"{m.classes},{m.batch}")
 
 
 def run_benchmark(opts: BenchOptions, model: ESCNet, progress: Progress | None = None) -> BenchResult:
@@ -177,12 +203,12 @@ def run_benchmark(opts: BenchOptions, model: ESCNet, progress: Progress | None =
     progress = progress or Progress()
     started = time.perf_counter()
     points = [(t, b) for t in opts.classes for b in opts.batch]
-    progress.start(1 + len(points) + len(opts.backends) * (1 + len(points) * STEPS_PER_POINT))
+    progress.start(1 + len(points) + len(opts.backends) * (2 + len(points) * STEPS_PER_POINT))
     result = BenchResult(
         created_utc=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         options=opts.to_dict(),
         environment=environment(),
-        methods={**METHODS, "memory": MemoryProbe.METHOD_DOC},
+        methods={**METHODS, "memory": MemoryProbe.METHOD_DOC, "process_memory": ISOLATED_METHOD},
         peaks=[],
     )
     ctx = _Context(opts, model, {}, {}, result, progress)
@@ -194,5 +220,6 @@ def run_benchmark(opts: BenchOptions, model: ESCNet, progress: Progress | None =
     for name in opts.backends:
         _run_backend(ctx, name, points)
     result.fits = scaling_fits(result, opts.predict_classes)
+    result.environment["load_average_end"] = load_average()
     result.duration_s = time.perf_counter() - started
     return result

@@ -81,6 +81,11 @@ def test_every_point_and_stage_is_measured(torch_run):
             assert t["gflops"] > 0 and 0 < t["utilisation_pct"] < 100
     assert {(m["classes"], m["batch"]) for m in data["memory"]} == points
     assert all(m["peak_rss_mib"] >= m["baseline_rss_mib"] > 0 for m in data["memory"])
+    # the fresh-process peak holds torch and the model: more than the in-process working memory
+    assert all(m["process_peak_rss_mib"] > m["delta_rss_mib"] for m in data["memory"])
+    fresh = next(b for b in data["backends"] if b["name"] == "torch")["details"]["fresh_process"]
+    assert fresh["error"] is None and fresh["torch_imported"] is True
+    assert len(data["environment"]["load_average_start"]) == 3
 
 
 def test_reference_parity_fields_hold(torch_run):

@@ -59,3 +59,10 @@ def test_published_figures_only_for_vit_b16_gpu_rows():
     assert "this GPU: Test GPU" in text
     assert f"| torch-cuda | 150 | 1 | 20.00 | {PUBLISHED_VIT_B[150]} |" in text
     assert "| torch | 150 | 1 | 2.50 |" not in text.split("published ESC-Net")[1].split("##")[0]  # CPU rows excluded
+
+
+def test_busy_machine_is_flagged():
+    assert "busy" not in markdown_summary(DATA)
+    data = copy.deepcopy(DATA)
+    data["environment"]["load_average_start"] = [5.0, 4.0, 3.0]
+    assert "machine was busy** (1-minute load average up to 5.0 on 2 cores)" in markdown_summary(data)

@@ -86,3 +86,13 @@ def test_artifacts_of_other_weights_are_refused(runtime_run, tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot match" in lines[0], result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_runtime_process_footprint_has_no_torch(runtime_run):
+    _, data = runtime_run
+    by = {b["name"]: b for b in data["backends"]}
+    fresh = by["ort-cpu"]["details"]["fresh_process"]
+    assert fresh["error"] is None and fresh["torch_imported"] is False
+    peak = {(m["backend"], m["classes"]): m["process_peak_rss_mib"] for m in data["memory"]}
+    for classes in (2, 5):
+        assert 0 < peak[("ort-cpu", classes)] < peak[("torch", classes)]  # no torch in the runtime's process
