@@ -34,15 +34,9 @@ def _artifacts_predictor(artifacts: Path, names: list[str], sliding_window: bool
     segmenter_cls = getattr(escnet_runtime, "Segmenter", None)
     if segmenter_cls is None:
         raise EvalUsageError("escnet_runtime.Segmenter is not available")
-    kwargs = {"backend": backend}
-    if sliding_window:
-        kwargs["sliding_window"] = True
-    try:
-        segmenter = segmenter_cls(artifacts, **kwargs)
-    except TypeError as e:
-        raise EvalUsageError(f"escnet_runtime.Segmenter does not accept these options ({e})") from None
+    segmenter = segmenter_cls(artifacts, backend=backend)
     segmenter.set_vocabulary(names)
-    return lambda image: segmenter.segment(image).labels
+    return lambda image: segmenter.segment(image, sliding_window=sliding_window).labels
 
 
 def _torch_predictor(checkpoint: Path, names: list[str], sliding_window: bool, device: str):
@@ -106,7 +100,7 @@ def evaluate_command(
                 data, predictor, data.num_classes, data.ignore_index, data.spec.merge_from,
                 progress=lambda done, total: bar.update(task, completed=done),
             )  # fmt: skip
-    except (ValueError, DatasetError, OSError) as e:
+    except (ValueError, DatasetError, OSError, RuntimeError) as e:  # the runtime's BackendError is a RuntimeError
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
     m = result.metrics

@@ -113,3 +113,33 @@ def test_eval_cli_bad_input(tmp_path: Path, args: list[str], message: str) -> No
     assert r.exit_code == 2, r.output
     assert message in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.mark.slow
+def test_eval_cli_artifacts_match_the_checkpoint(tmp_path: Path, tiny_model) -> None:
+    """The exported model, run by escnet_runtime, scores as the PyTorch model on the same images."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from escnet import save_checkpoint
+
+    pytest.importorskip("onnxruntime")
+    from escnet_export.cli import app as export_app
+
+    data = generate(tmp_path / "syn", SyntheticConfig(num_train=0, num_val=3, size=64))
+    ckpt = save_checkpoint(tiny_model, tmp_path / "m.safetensors")
+    art = tmp_path / "art"
+    r = CliRunner().invoke(export_app, ["onnx", "--preset", "tiny", "--checkpoint", str(ckpt), "--out", str(art)])
+    assert r.exit_code == 0, r.output
+    results = {}
+    for flag, source in (("--checkpoint", ckpt), ("--artifacts", art)):
+        out = tmp_path / f"{flag[2:]}.json"
+        r = _eval_cli("--dataset", "synthetic", "--root", str(data), flag, str(source), "--output", str(out))
+        assert r.exit_code == 0, r.output
+        results[flag] = json.loads(out.read_text())
+    assert results["--artifacts"]["images"] == results["--checkpoint"]["images"] == 3
+    assert results["--artifacts"]["miou"] == pytest.approx(results["--checkpoint"]["miou"], abs=0.02)
+    assert results["--artifacts"]["pixel_accuracy"] == pytest.approx(
+        results["--checkpoint"]["pixel_accuracy"], abs=0.02
+    )

@@ -20,11 +20,12 @@ def main(
     num_things: Annotated[int, typer.Option(help="Shape classes (first N of the catalogue).")] = 5,
     min_radius: Annotated[float, typer.Option(help="Smallest object radius, fraction of the size.")] = 0.05,
     max_radius: Annotated[float, typer.Option(help="Largest object radius, fraction of the size.")] = 0.22,
+    small_fraction: Annotated[float, typer.Option(help="Share of objects drawn at the small end.")] = 0.25,
     seed: int = 0,
 ) -> None:
     cfg = SyntheticConfig(
         num_train=num_train, num_val=num_val, size=size, num_stuff=num_stuff, num_things=num_things,
-        min_radius=min_radius, max_radius=max_radius, seed=seed,
+        min_radius=min_radius, max_radius=max_radius, small_fraction=small_fraction, seed=seed,
     )  # fmt: skip
     try:
         generate(out, cfg)
