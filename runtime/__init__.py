@@ -8,7 +8,7 @@ from .cache import ModelIdentity, TextEmbeddingCache, default_cache_dir
 from .contract import FORMAT_VERSION, GRAPH_NAMES, GraphSpec, ModelDims, TensorSpec, graph_specs
 from .errors import BackendError, InputError
 from .manifest import Manifest, ManifestError, load_manifest, write_manifest
-from .segmenter import Segmenter, SegmentResult
+from .segmenter import Segmenter, SegmentResult, precompute_vocabulary
 from .tokenizer import ClipTokenizer
 from .vocabulary import ClassNameTruncatedWarning
 
@@ -31,5 +31,6 @@ __all__ = [
     "default_cache_dir",
     "graph_specs",
     "load_manifest",
+    "precompute_vocabulary",
     "write_manifest",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,10 @@ import numpy as np
 from .fileio import atomic_path
 
 LAYOUT = "v1"
+
+
+class CacheWriteWarning(UserWarning):
+    """The cache folder cannot be written; embeddings stay in memory for this process."""
 
 
 def default_cache_dir() -> Path:
@@ -101,8 +106,18 @@ class TextEmbeddingCache:
         self._memory[key] = value
         if self.directory is None:
             return
-        with atomic_path(self._path(key)) as tmp, open(tmp, "wb") as f:
-            np.save(f, value, allow_pickle=False)
+        try:
+            with atomic_path(self._path(key)) as tmp, open(tmp, "wb") as f:
+                np.save(f, value, allow_pickle=False)
+        except OSError as e:
+            warnings.warn(
+                f"text-embedding cache {self.directory} is not writable ({e.strerror or e}); "
+                "keeping embeddings in memory",
+                CacheWriteWarning,
+                stacklevel=2,
+            )
+            self.directory = None
+            return
         self.stats.disk_writes += 1
 
     def clear_memory(self) -> None:

@@ -9,6 +9,7 @@ no file is written half.
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Annotated
@@ -18,6 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from .cache import CacheWriteWarning
 from .errors import BackendError, InputError
 from .image_io import DEFAULT_MAX_PIXELS, load_image
 from .manifest import ManifestError
@@ -79,6 +81,15 @@ def preflight(images: list[Path], out: Path, max_pixels: int) -> list[OutputPath
     return paths
 
 
+def make_out_dir(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"cannot create the output folder {out} ({e.strerror or e})") from None
+    if not os.access(out, os.W_OK):
+        raise InputError(f"cannot write to the output folder {out}")
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"),
@@ -112,6 +123,8 @@ def run(
         raise InputError("no images given (or use --precompute to only fill the text-embedding cache)")
     outputs = preflight(images, out, max_pixels)
     seg = Segmenter(artifacts, backend=backend, cache_dir=cache_dir, disk_cache=disk_cache, batch_size=batch_size)
+    if images:
+        make_out_dir(out)
     with _progress() as bar:
         task = bar.add_task("text embeddings", total=None)
         seg.set_vocabulary(names, progress=lambda done, total: bar.update(task, completed=done, total=total))
@@ -151,11 +164,12 @@ def segment(
     disk_cache: Annotated[bool, typer.Option(help="keep text embeddings on disk between runs")] = True,
     precompute: Annotated[bool, typer.Option(help="only encode the classes into the cache")] = False,
     max_pixels: Annotated[int, typer.Option(help="refuse larger images")] = DEFAULT_MAX_PIXELS,
-    batch_size: Annotated[int, typer.Option(help="views per encoder/decoder call")] = 4,
+    batch_size: Annotated[int, typer.Option(help="views per encoder/decoder call (memory grows with it)")] = 1,
 ) -> None:
     """Segment IMAGES with the given classes; writes label and overlay PNGs and a JSON per image."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ClassNameTruncatedWarning)
+        warnings.simplefilter("always", CacheWriteWarning)
         try:
             code = run(
                 list(images or []), artifacts, classes, classes_file, out, backend, sliding_window,
@@ -165,14 +179,14 @@ def segment(
             _say("error", str(e))
             code = EXIT_USER_ERROR
         except MemoryError:
-            _say("error", "out of memory (fewer classes, a smaller image or --batch-size 1)")
+            _say("error", "out of memory (fewer classes, a smaller image or a smaller --batch-size)")
             code = EXIT_USER_ERROR
         except Exception as e:  # a bug: still one line, and a distinct exit code
             _say("internal error", f"{type(e).__name__}: {e}")
             code = EXIT_INTERNAL
         finally:
             for w in caught:
-                if issubclass(w.category, ClassNameTruncatedWarning):
+                if issubclass(w.category, ClassNameTruncatedWarning | CacheWriteWarning):
                     _say("warning", str(w.message))
     raise typer.Exit(code)
 

@@ -2,7 +2,8 @@
 
 import numpy as np
 import pytest
-from escnet_runtime import ModelIdentity, Segmenter, TextEmbeddingCache
+from escnet_runtime import ModelIdentity, Segmenter, TextEmbeddingCache, precompute_vocabulary
+from escnet_runtime.cache import CacheWriteWarning
 from test_runtime_artifacts import tiny_artifacts
 
 NAMES = ["cat", "grass", "sky", "a dog on a skateboard", "tree"]
@@ -48,6 +49,16 @@ def test_corrupt_or_foreign_entries_are_misses(tmp_path):
     assert TextEmbeddingCache(tmp_path, dim=4).get("ab" * 32) is None
 
 
+def test_unwritable_cache_warns_and_keeps_working(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    cache = TextEmbeddingCache(blocker / "cache", dim=2)
+    with pytest.warns(CacheWriteWarning, match="not writable"):
+        cache.put("ab" * 32, np.ones(2, np.float32))
+    cache.put("cd" * 32, np.zeros(2, np.float32))  # warned once, then memory only
+    assert cache.get("ab" * 32).tolist() == [1, 1] and cache.directory is None
+
+
 def test_cached_vocabulary_is_bit_identical_to_a_fresh_encode(artifacts, tmp_path):
     fresh = Segmenter(artifacts, disk_cache=False).encode_vocabulary(NAMES)
     cold = Segmenter(artifacts, cache_dir=tmp_path)
@@ -70,3 +81,11 @@ def test_warm_cache_gives_identical_segmentation(artifacts, tmp_path):
     a = Segmenter(artifacts, cache_dir=tmp_path).set_vocabulary(NAMES).segment(image, return_scores=True)
     b = Segmenter(artifacts, cache_dir=tmp_path).set_vocabulary(NAMES).segment(image, return_scores=True)
     assert (a.labels == b.labels).all() and a.scores.tobytes() == b.scores.tobytes()
+
+
+def test_precomputed_vocabulary_is_read_not_encoded(artifacts, tmp_path):
+    assert precompute_vocabulary(artifacts, NAMES, cache_dir=tmp_path) == len(NAMES)
+    assert precompute_vocabulary(artifacts, NAMES, cache_dir=tmp_path) == 0
+    seg = Segmenter(artifacts, cache_dir=tmp_path).set_vocabulary(NAMES)
+    assert seg.cache.stats.hits == len(NAMES) and seg.cache.stats.misses == 0
+    assert "text_encoder" not in seg.backend._sessions  # the graph never ran

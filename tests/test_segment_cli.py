@@ -32,6 +32,19 @@ def _huge_png_header(path: Path, w: int, h: int) -> Path:
     return path
 
 
+def _rgb16_png(path: Path, h: int, w: int) -> Path:
+    """A 16-bit-per-channel RGB PNG, written by hand (Pillow cannot write one)."""
+    arr = np.random.default_rng(5).integers(0, 65536, (h, w, 3), dtype=np.uint16)
+    raw = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in arr)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return path
+
+
 def _invoke(artifacts: Path, tmp_path: Path, *args: str):
     out = tmp_path / "out"
     base = ["--artifacts", str(artifacts), "--out", str(out), "--cache-dir", str(tmp_path / "cache")]
@@ -67,7 +80,7 @@ def test_writes_labels_overlay_and_shares(artifacts, tmp_path):
     assert overlay.size[0] > 33 and overlay.size[1] >= 70  # legend panel on the right
 
 
-@pytest.mark.parametrize("kind", ["gray", "rgba", "gray16", "palette", "one_pixel"])
+@pytest.mark.parametrize("kind", ["gray", "rgba", "gray16", "rgb16", "palette", "one_pixel"])
 def test_unusual_images_are_handled(artifacts, tmp_path, kind):
     rng = np.random.default_rng(7)
     path = tmp_path / f"{kind}.png"
@@ -77,6 +90,8 @@ def test_unusual_images_are_handled(artifacts, tmp_path, kind):
         Image.fromarray(rng.integers(0, 256, (40, 30, 4), dtype=np.uint8), mode="RGBA").save(path)
     elif kind == "gray16":
         Image.fromarray(rng.integers(0, 65536, (40, 30), dtype=np.uint16)).save(path)
+    elif kind == "rgb16":
+        _rgb16_png(path, 40, 30)
     elif kind == "palette":
         Image.fromarray(rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)).convert("P").save(path)
     else:
@@ -159,6 +174,16 @@ def test_bad_artifacts_and_backends(artifacts, tmp_path):
     _assert_user_error(result, out, "CUDAExecutionProvider")
     result, out = _invoke(artifacts, tmp_path, image, "--classes", "cat", "--backend", "magic")
     _assert_user_error(result, out, "unknown backend")
+
+
+def test_unwritable_output_folder(artifacts, tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder")
+    image = str(_rgb(tmp_path / "a.png"))
+    args = [image, "--artifacts", str(artifacts), "--classes", "cat", "--out", str(blocker), "--no-disk-cache"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "output folder" in result.stderr and blocker.read_text() == "a file, not a folder"
 
 
 def test_precompute_fills_the_cache(artifacts, tmp_path):

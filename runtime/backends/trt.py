@@ -136,12 +136,17 @@ class TrtBackend:
         check_feed(spec, inputs)
         context, engine = self._context(graph), self._engines[graph]
         h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        staged = []  # host arrays stay alive until the stream is synchronised
         for name in spec.input_names:
             value = inputs[name]
+            want = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
             if isinstance(value, DeviceTensor):
+                if value.dtype != want:
+                    raise BackendError(f"{graph}.{name}: device tensor is {value.dtype}, the engine takes {want}")
                 shape, ptr = value.shape, value.ptr
             else:
-                host = np.ascontiguousarray(value, dtype=trt.nptype(engine.get_tensor_dtype(name)))
+                host = np.ascontiguousarray(value, dtype=want)
+                staged.append(host)
                 shape, ptr = host.shape, self._buffer(graph, name, host.nbytes)
                 _check(cudart.cudaMemcpyAsync(ptr, host.ctypes.data, host.nbytes, h2d, self.stream), "H2D copy")
             if not context.set_input_shape(name, tuple(shape)):
@@ -165,6 +170,7 @@ class TrtBackend:
             _check(cudart.cudaMemcpyAsync(host.ctypes.data, dev.ptr, host.nbytes, d2h, self.stream), "D2H copy")
             result[name] = host
         _check(cudart.cudaStreamSynchronize(self.stream), "cudaStreamSynchronize")
+        staged.clear()
         return {
             k: (v.astype(np.float32) if isinstance(v, np.ndarray) and v.dtype == np.float16 else v)
             for k, v in result.items()
