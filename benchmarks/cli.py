@@ -49,7 +49,7 @@ def bench(
     ),
     classes: str = typer.Option(DEFAULT_CLASSES, help="Comma-separated class counts, e.g. 20,59,150,459,847."),
     batch: str = typer.Option(DEFAULT_BATCH, help="Comma-separated batch sizes, e.g. 1,2,4."),
-    iters: str = typer.Option(str(DEFAULT_ITERS), metavar="N", help="Timed runs per figure (>= 1)."),
+    iters: str = typer.Option(DEFAULT_ITERS, metavar="N", help="Timed runs per figure (>= 1), or 'auto'."),
     warmup: str = typer.Option(str(DEFAULT_WARMUP), metavar="N", help="Untimed warm-up runs per figure (>= 0)."),
     out: str = typer.Option(DEFAULT_OUT, help="Folder for results.json, summary.md and the plots."),
     checkpoint: str | None = typer.Option(
@@ -65,7 +65,7 @@ def bench(
             backends,
             classes,
             batch,
-            _int(iters, "--iters"),
+            None if iters == "auto" else _int(iters, "--iters"),
             _int(warmup, "--warmup"),
             artifacts,
             out,

@@ -22,7 +22,10 @@ DEFAULT_PRESET = "vit-b16"
 DEFAULT_BACKENDS = "all"
 DEFAULT_CLASSES = "10,20"
 DEFAULT_BATCH = "1"
-DEFAULT_ITERS = 3
+DEFAULT_ITERS = "auto"
+AUTO_MIN_ITERS = 2  # --iters auto: at least this many timed runs ...
+AUTO_MAX_ITERS = 10  # ... at most this many ...
+AUTO_BUDGET_S = 5.0  # ... stopping once the timed runs of one figure add up to this
 DEFAULT_WARMUP = 1
 DEFAULT_OUT = "bench-results"
 DEFAULT_ARTIFACTS = "artifacts"
@@ -32,7 +35,8 @@ MAX_BATCH = 256
 
 DEFAULTS_RATIONALE = (
     "Defaults (vit-b16; every backend, those this machine lacks reported as skipped; 10 and 20 classes; "
-    "batch 1; 1 warm-up + 3 timed runs) keep the default run within a few minutes on a 2-core CPU, "
+    "batch 1; 1 warm-up, then --iters auto: 2 to 10 timed runs, stopping after about 5 s per figure) keep the "
+    "default run within a few minutes on a 2-core CPU, "
     "where one vit-b16 decoder forward at 150 classes takes tens of seconds: two class counts are the "
     "fewest that give a per-class cost fit. Use --classes 20,59,150,459,847 --batch 1,2,4 for the full sweep."
 )
@@ -50,7 +54,7 @@ class BenchOptions:
     backends: tuple[str, ...] = ALL_BACKENDS
     classes: tuple[int, ...] = (10, 20)
     batch: tuple[int, ...] = (1,)
-    iters: int = DEFAULT_ITERS
+    iters: int | None = None  # None: automatic (AUTO_MIN_ITERS..AUTO_MAX_ITERS within AUTO_BUDGET_S)
     warmup: int = DEFAULT_WARMUP
     artifacts: Path = Path(DEFAULT_ARTIFACTS)
     out: Path = Path(DEFAULT_OUT)
@@ -107,7 +111,7 @@ def build_options(
     backends: str,
     classes: str,
     batch: str,
-    iters: int,
+    iters: int | None,
     warmup: int,
     artifacts: str,
     out: str,
@@ -119,8 +123,8 @@ def build_options(
     """Check every value; raise :class:`OptionError` with one line on the first bad one."""
     if preset not in PRESETS:
         raise OptionError(f"--preset: unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
-    if iters < 1:
-        raise OptionError(f"--iters {iters}: expected at least 1 timed run")
+    if iters is not None and iters < 1:
+        raise OptionError(f"--iters {iters}: expected at least 1 timed run, or 'auto'")
     if warmup < 0:
         raise OptionError(f"--warmup {warmup}: expected 0 or more warm-up runs")
     if checkpoint is not None and not Path(checkpoint).is_file():

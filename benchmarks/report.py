@@ -57,8 +57,8 @@ def _header(data: dict[str, Any]) -> list[str]:
         f"GPU: {gpu['name'] if gpu else 'none'}.",
         f"- Measured peak matmul: {peaks}.",
         *_busy_warning(env),
-        f"- Classes {opts['classes']}, batch {opts['batch']}, {opts['warmup']} warm-up + {opts['iters']} timed runs "
-        "per figure; times are medians in ms.",
+        f"- Classes {opts['classes']}, batch {opts['batch']}, {opts['warmup']} warm-up + "
+        f"{opts['iters'] or 'auto (2-10)'} timed runs per figure; times are medians in ms.",
         "",
     ]
 

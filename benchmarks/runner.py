@@ -28,7 +28,7 @@ from .inputs import class_names, make_inputs
 from .isolated import METHOD as ISOLATED_METHOD
 from .isolated import IsolatedRequest, measure_isolated
 from .memory import MemoryProbe, current_rss_mib, release_free_memory
-from .options import BenchOptions
+from .options import AUTO_BUDGET_S, AUTO_MAX_ITERS, AUTO_MIN_ITERS, BenchOptions
 from .parity import task_parity, tensor_parity
 from .peak import PeakMatmul, measure_peak_matmul
 from .reference import ReferencePoint, compute_reference
@@ -40,8 +40,9 @@ GRAPHS = (C.TEXT_ENCODER, C.IMAGE_ENCODER, C.DECODER)
 STEPS_PER_POINT = 6  # text cold, text warm, three graphs, end to end
 
 METHODS = {
-    "timing": "warm-up runs untimed, then timed runs; CPU: perf_counter after the backend's sync; GPU: CUDA "
-    "events around each run, device synchronised. Median, p90, p99 over the timed runs.",
+    "timing": "warm-up runs untimed, then timed runs (--iters auto: 2 to 10, stopping once they add up to 5 s); "
+    "CPU: perf_counter after the backend's sync; GPU: CUDA events around each run, device synchronised. Median, "
+    "p90, p99 over the timed runs (each row says how many).",
     "inputs": "seeded synthetic 480x640 uint8 images; the first T ADE20K-847 class names ('object i' beyond 847); "
     "the same arrays for every backend. "
     "Each graph gets the PyTorch reference's inputs (e.g. the decoder gets the reference's image features).",
@@ -97,7 +98,11 @@ def _timed(
     gflops: float | None,
     before: Callable[[], None] | None = None,
 ) -> object:
-    runs = time_runs(fn, ctx.opts.warmup, ctx.opts.iters, backend.sync, backend.uses_cuda_events, before)
+    auto = ctx.opts.iters is None
+    iters = AUTO_MAX_ITERS if auto else ctx.opts.iters
+    budget = AUTO_BUDGET_S if auto else None
+    sync, events = backend.sync, backend.uses_cuda_events
+    runs = time_runs(fn, ctx.opts.warmup, iters, sync, events, before, budget, AUTO_MIN_ITERS)
     stats = summarise(runs.seconds, ctx.opts.warmup, items, unit)
     achieved = util = None
     if gflops is not None and stats.median_ms > 0:

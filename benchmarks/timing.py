@@ -39,8 +39,13 @@ def time_runs(
     sync: Callable[[], None] = lambda: None,
     cuda_events: bool = False,
     before: Callable[[], None] | None = None,
+    budget_s: float | None = None,
+    min_iters: int = 1,
 ) -> TimedRuns:
     """Run ``fn`` ``warmup`` times untimed, then ``iters`` times timed.
+
+    ``budget_s``: stop early once the timed runs add up to this many seconds, after at least
+    ``min_iters`` runs (an automatic count: many runs of a fast call, few of a slow one).
 
     ``sync`` waits for the backend's outstanding work (e.g. ``torch.cuda.synchronize``).
     ``cuda_events``: time each run with CUDA events on the current stream (GPU backends).
@@ -61,6 +66,8 @@ def time_runs(
     events = _cuda_events() if cuda_events else None
     seconds: list[float] = []
     for _ in range(iters):
+        if budget_s is not None and len(seconds) >= min_iters and sum(seconds) >= budget_s:
+            break
         setup()
         if events is not None:
             begin, end = events

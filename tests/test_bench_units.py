@@ -34,6 +34,17 @@ def test_time_runs_counts_warmup_and_timed_calls():
         time_runs(lambda: None, 0, 0)
 
 
+def test_time_runs_budget_stops_early_after_the_minimum():
+    import time
+
+    slow = time_runs(lambda: time.sleep(0.02), warmup=0, iters=10, budget_s=0.05, min_iters=2)
+    assert 2 <= len(slow.seconds) <= 4  # stops once ~0.05 s are spent
+    fast = time_runs(lambda: None, warmup=0, iters=10, budget_s=5.0, min_iters=2)
+    assert len(fast.seconds) == 10  # the maximum when the budget is not reached
+    once = time_runs(lambda: time.sleep(0.06), warmup=0, iters=10, budget_s=0.01, min_iters=2)
+    assert len(once.seconds) == 2  # the minimum even when one run exceeds the budget
+
+
 def test_linear_fit_recovers_line_and_predicts():
     xs = [20, 59, 150, 459]
     fit = fit_linear(xs, [5.0 + 0.25 * x for x in xs])
