@@ -252,3 +252,14 @@ def test_cli_refuses_to_overwrite_and_checks_the_resumed_recipe(syn_data: Path, 
     assert r.exit_code == 2 and "different recipe" in r.output and "lr" in r.output
     r = _cli(*base, "--resume", "--iters", "3")
     assert r.exit_code == 0 and "done: step 3" in r.output
+
+
+def test_time_limit_stops_and_saves(syn_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["--data", str(syn_data), "--out", str(out), "--preset", "tiny", "--iters", "50", "--batch-size", "1"]
+    args += ["--threads", "1", "--no-progress", "--log-every", "10", "--ckpt-every", "10"]
+    r = _cli(*args, "--lr-schedule", "time")
+    assert r.exit_code == 2 and "needs a time_limit" in r.output
+    r = _cli(*args, "--lr-schedule", "time", "--time-limit", "0.001")
+    assert r.exit_code == 0 and "done: step 1," in r.output, r.output
+    assert [x["step"] for x in _records(out)] == [1] and (out / "model.safetensors").is_file()

@@ -10,6 +10,7 @@ fields), which overrides the defaults (the paper's recipe).
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -49,6 +50,9 @@ def main_command(
     num_workers: Annotated[int | None, typer.Option()] = None,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads per process.")] = None,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress")] = None,
+    lr_schedule: Annotated[
+        str | None, typer.Option(help="steps (cosine over --iters) or time (over --time-limit).")
+    ] = None,
     time_limit: Annotated[float | None, typer.Option(help="Wall-clock seconds; save and stop when reached.")] = None,
 ) -> None:
     """Train (or resume) one run."""
@@ -72,6 +76,8 @@ def main_command(
     except (ValueError, DatasetError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # one summary line per run, from rank 0
     val = f", val mIoU {result.val_miou:.4f}" if result.val_miou is not None else ""
     typer.echo(f"done: step {result.step}, loss {result.loss:.5f}{val}; model {result.model_path}")
 

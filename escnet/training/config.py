@@ -44,6 +44,9 @@ class TrainConfig:
     threads: int | None = None  # torch CPU threads per process; None: torch's default
     progress: bool = True
     time_limit: float | None = None  # wall-clock seconds; when reached, save and stop before `iters`
+    # "steps": cosine over `iters`. "time": cosine over `time_limit` seconds of wall clock (a fixed
+    # time budget on a shared machine); such a run is resumable but not bit-identical when resumed.
+    lr_schedule: Literal["steps", "time"] = "steps"
 
     def check(self) -> None:
         """Raise ValueError with one line on a nonsensical value."""
@@ -61,6 +64,10 @@ class TrainConfig:
             raise ValueError(f"need 0 < scale_min <= scale_max, got {self.scale_min}, {self.scale_max}")
         if self.crop is not None and (self.crop < 32 or self.crop % 4):
             raise ValueError(f"crop must be >= 32 and divisible by 4, got {self.crop}")
+        if self.lr_schedule not in ("steps", "time"):
+            raise ValueError(f"lr_schedule must be steps or time, got {self.lr_schedule!r}")
+        if self.lr_schedule == "time" and self.time_limit is None:
+            raise ValueError("lr_schedule 'time' needs a time_limit")
         if self.dataset not in ("auto", "coco171", "synthetic"):
             raise ValueError(f"dataset must be auto, coco171 or synthetic, got {self.dataset!r}")
 

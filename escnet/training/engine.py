@@ -25,7 +25,7 @@ from .config import TrainConfig, config_from_dict, resume_differences
 from .distributed import DistInfo, all_mean, barrier, init_distributed, shutdown
 from .logger import RunLog
 from .loss import segmentation_bce
-from .optim import build_optimizer, build_scheduler
+from .optim import build_optimizer, build_scheduler, cosine_factor
 from .pipeline import training_loader, training_specs
 from .state import TrainStateError, load_state, save_state, set_rng_states
 
@@ -156,6 +156,10 @@ def _train(config: TrainConfig, resume: bool, info: DistInfo) -> TrainResult:
             scaler.update()
             scheduler.step()
             step += 1
+            if config.lr_schedule == "time" and step >= config.warmup_iters:
+                factor = cosine_factor(int(1000 * (time.perf_counter() - t0)), int(1000 * config.time_limit))
+                for group in optimizer.param_groups:
+                    group["lr"] = group["initial_lr"] * factor
             window.append(loss.item())
             out_of_time = config.time_limit is not None and (
                 all_mean(float(time.perf_counter() - t0 >= config.time_limit), info) > 0
