@@ -233,6 +233,9 @@ def test_cli_bad_input(syn_data: Path, tmp_path: Path) -> None:
     bad_json = tmp_path / "bad.json"
     bad_json.write_text('{"lr": 0.1, "learning_rate": 3}')
     cases.append((["--data", str(syn_data), "--out", str(tmp_path / "o"), "--config", str(bad_json)], "learning_rate"))
+    bad_type = tmp_path / "bad_type.json"
+    bad_type.write_text('{"lr": "high"}')
+    cases.append((["--data", str(syn_data), "--out", str(tmp_path / "o"), "--config", str(bad_type)], "expected float"))
     for args, message in cases:
         r = _cli(*args, "--no-progress")
         assert r.exit_code == 2, (args, r.output)

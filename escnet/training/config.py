@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -84,10 +86,40 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> TrainConfi
     unknown = sorted(set(data) - fields)
     if unknown:
         raise ValueError(f"{source}: unknown training config fields {unknown}")
+    hints = typing.get_type_hints(TrainConfig)
+    for name, value in data.items():
+        if not _matches(value, hints[name]):
+            raise ValueError(f"{source}: field {name!r} is {value!r}; expected {_describe(hints[name])}")
     try:
         return TrainConfig(**data)
     except TypeError as e:
         raise ValueError(f"{source}: {e}") from None
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether a JSON value fits a field's type (int, float, str, bool, None, Literal, unions)."""
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return value in typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _describe(hint: Any) -> str:
+    if typing.get_origin(hint) is Literal:
+        return " or ".join(repr(a) for a in typing.get_args(hint))
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_describe(h) for h in typing.get_args(hint))
+    return "null" if hint is type(None) else hint.__name__
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
