@@ -71,6 +71,51 @@ def _validate(model: ESCNet, val: SegmentationDataset, names: list[str], config:
     return {"miou": result.metrics.miou, "pixel_accuracy": result.metrics.pixel_accuracy, "images": result.images}
 
 
+def _resume_state(config: TrainConfig, ckpt: Path, resume: bool, info: DistInfo) -> dict | None:
+    """The saved state to continue from (None: a fresh run), after checking the recipe matches."""
+    if ckpt.exists() and not resume:
+        raise ValueError(
+            f"{ckpt.parent.parent} already holds a training run ({ckpt}); pass --resume or choose another --out"
+        )
+    if not resume:
+        return None
+    if not ckpt.exists():
+        if info.is_main:
+            log.warning("escnet-train: nothing to resume in %s, starting from step 0", ckpt.parent.parent)
+        return None
+    state = load_state(ckpt)
+    diffs = resume_differences(config_from_dict(state["train_config"], str(ckpt)), config)
+    if diffs:
+        raise TrainStateError(f"{ckpt}: cannot resume with a different recipe ({'; '.join(diffs)})")
+    return state
+
+
+def _optimise(
+    net: torch.nn.Module,
+    batch: tuple[torch.Tensor, torch.Tensor],
+    names: list[str],
+    ignore_index: int,
+    parts: tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler, torch.amp.GradScaler],
+    trainable: list[torch.nn.Parameter],
+    config: TrainConfig,
+    device: torch.device,
+) -> tuple[float, float]:
+    """One optimiser step on images (b, 3, S, S) and labels (b, S, S): (loss, gradient norm)."""
+    optimizer, scheduler, scaler = parts
+    images, labels = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
+    with _autocast(device, config.amp):
+        logits = net(images, names)  # (b, T, S/4, S/4)
+    loss = segmentation_bce(logits.float(), labels, ignore_index)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    grad_norm = torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    scheduler.step()
+    return loss.item(), float(grad_norm)
+
+
 def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     """Train per ``config``; with ``resume``, continue the run saved in ``config.out``.
 
@@ -92,17 +137,7 @@ def _train(config: TrainConfig, resume: bool, info: DistInfo) -> TrainResult:
         raise ValueError(f"batch_size {config.batch_size} is not divisible by the {info.world_size} processes")
     out, data_root = Path(config.out), Path(config.data)
     ckpt = checkpoint_path(out)
-    state = None
-    if ckpt.exists() and not resume:
-        raise ValueError(f"{out} already holds a training run ({ckpt}); pass --resume or choose another --out")
-    if resume and ckpt.exists():
-        state = load_state(ckpt)
-        saved = config_from_dict(state["train_config"], str(ckpt))
-        diffs = resume_differences(saved, config)
-        if diffs:
-            raise TrainStateError(f"{ckpt}: cannot resume with a different recipe ({'; '.join(diffs)})")
-    elif resume and info.is_main:
-        log.warning("escnet-train: nothing to resume in %s, starting from step 0", out)
+    state = _resume_state(config, ckpt, resume, info)
 
     spec, val_spec = training_specs(data_root, config.dataset)
     train_set = SegmentationDataset(data_root, spec)
@@ -143,24 +178,17 @@ def _train(config: TrainConfig, resume: bool, info: DistInfo) -> TrainResult:
     step, last_loss, val_miou, window = start, float("nan"), None, []
     with _progress(config.progress and info.is_main) as bar:
         task = bar.add_task("train", total=config.iters, completed=start, loss=float("nan"))
-        for images, labels in loader:
-            images, labels = images.to(info.device, non_blocking=True), labels.to(info.device, non_blocking=True)
-            with _autocast(info.device, config.amp):
-                logits = net(images, names)  # (b, T, S/4, S/4)
-            loss = segmentation_bce(logits.float(), labels, train_set.ignore_index)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
+        for batch in loader:
+            parts = (optimizer, scheduler, scaler)
+            loss, grad_norm = _optimise(
+                net, batch, names, train_set.ignore_index, parts, trainable, config, info.device
+            )
             step += 1
             if config.lr_schedule == "time" and step >= config.warmup_iters:
                 factor = cosine_factor(int(1000 * (time.perf_counter() - t0)), int(1000 * config.time_limit))
                 for group in optimizer.param_groups:
                     group["lr"] = group["initial_lr"] * factor
-            window.append(loss.item())
+            window.append(loss)
             out_of_time = config.time_limit is not None and (
                 all_mean(float(time.perf_counter() - t0 >= config.time_limit), info) > 0
             )  # every process stops at the same step
@@ -173,7 +201,7 @@ def _train(config: TrainConfig, resume: bool, info: DistInfo) -> TrainResult:
                     runlog.add(
                         {
                             "kind": "train", "step": step, "loss": last_loss, "loss_mean": mean_loss,
-                            "grad_norm": float(grad_norm), **lrs, "elapsed_s": time.perf_counter() - t0,
+                            "grad_norm": grad_norm, **lrs, "elapsed_s": time.perf_counter() - t0,
                         }
                     )  # fmt: skip
                 bar.update(task, completed=step, loss=last_loss)
