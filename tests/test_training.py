@@ -223,7 +223,8 @@ def _cli(*args: str):
 
 def test_cli_bad_input(syn_data: Path, tmp_path: Path) -> None:
     cases = [
-        (["--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")], "neither a COCO-Stuff"),
+        (["--data", str(tmp_path / "nope"), "--out", str(tmp_path / "o")], "data root not found"),
+        (["--data", str(tmp_path), "--out", str(tmp_path / "o")], "neither a COCO-Stuff"),
         (["--out", str(tmp_path / "o")], "--data is required"),
         (["--data", str(syn_data), "--out", str(tmp_path / "o"), "--preset", "huge"], "unknown preset"),
         (["--data", str(syn_data), "--out", str(tmp_path / "o"), "--iters", "0"], "iters must be >= 1"),

@@ -22,6 +22,8 @@ from ..data.transforms import AugmentConfig, augment
 
 def training_specs(data: Path, dataset: str) -> tuple[DatasetSpec, DatasetSpec | None]:
     """The training split and, when present, a validation split of the data at ``data``."""
+    if not data.is_dir():
+        raise DatasetError(f"{data}: data root not found (expected a folder)")
     if dataset == "coco171" or (dataset == "auto" and (data / "coco-stuff").is_dir()):
         val = get_spec("coco171-val")
         val_dir = data / "coco-stuff" / val.label_dir if (data / "coco-stuff").is_dir() else data / val.label_dir
