@@ -116,8 +116,9 @@ def test_eval_cli_bad_input(tmp_path: Path, args: list[str], message: str) -> No
 
 
 @pytest.mark.slow
-def test_eval_cli_artifacts_match_the_checkpoint(tmp_path: Path, tiny_model) -> None:
+def test_eval_cli_artifacts_match_the_checkpoint(tmp_path: Path, tiny_model, monkeypatch) -> None:
     """The exported model, run by escnet_runtime, scores as the PyTorch model on the same images."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the runtime's text-embedding cache
     import json
 
     from typer.testing import CliRunner
