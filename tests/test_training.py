@@ -267,3 +267,27 @@ def test_time_limit_stops_and_saves(syn_data: Path, tmp_path: Path) -> None:
     r = _cli(*args, "--lr-schedule", "time", "--time-limit", "0.001")
     assert r.exit_code == 0 and "done: step 1," in r.output, r.output
     assert [x["step"] for x in _records(out)] == [1] and (out / "model.safetensors").is_file()
+
+
+def test_trains_on_the_coco_stuff_layout(tmp_path: Path) -> None:
+    """The COCO-Stuff prepared layout is found and trained on with all 171 class names."""
+    import numpy as np
+    from PIL import Image
+
+    from escnet.training.engine import train
+
+    base = tmp_path / "data" / "coco-stuff"
+    (base / "images/train2017").mkdir(parents=True)
+    (base / "annotations_detectron2/train2017").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(base / f"images/train2017/{i}.jpg")
+        label = rng.integers(0, 171, (48, 64)).astype(np.uint8)
+        label[:8] = 255
+        Image.fromarray(label).save(base / f"annotations_detectron2/train2017/{i}.png")
+    cfg = TrainConfig(
+        data=str(tmp_path / "data"), out=str(tmp_path / "run"), preset="tiny", iters=1, batch_size=1, threads=1,
+        progress=False, log_every=1,
+    )  # fmt: skip
+    result = train(cfg)
+    assert result.step == 1 and 0 < result.loss < 1
