@@ -82,6 +82,7 @@ def bench(
 
     from .artifacts import ArtifactsError, check_artifacts, ensure_artifacts, reference_model
     from .backends import runtime_backends_to_run
+    from .inputs import synthetic_images
     from .outputs import write_outputs
     from .progress import RichProgress
     from .report import markdown_summary
@@ -100,7 +101,7 @@ def bench(
         raise _fail(str(e)) from None
     data = result.to_dict()
     try:
-        paths = write_outputs(data, opts.out)
+        paths = write_outputs(data, opts.out, sample=synthetic_images(1, opts.seed)[0])
     except OSError as e:
         raise _fail(f"cannot write to {opts.out}: {e.strerror or e}") from None
     typer.echo(markdown_summary(data))

@@ -52,7 +52,8 @@ def test_run_writes_valid_outputs(torch_run):
     out, data, result = torch_run
     validate_result(data)
     assert data["schema_version"].startswith("1.")
-    for name in ("summary.md", "latency_vs_classes.png", "memory_vs_classes.png", "bench_result.schema.json"):
+    names = ("summary.md", "latency_vs_classes.png", "memory_vs_classes.png", "bench_result.schema.json", "sample.png")
+    for name in names:
         assert (out / name).stat().st_size > 0, name
     assert (out / "latency_vs_classes.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(out.glob(".*.tmp"))  # no temporary file left behind
