@@ -144,3 +144,13 @@ def test_eval_cli_artifacts_match_the_checkpoint(tmp_path: Path, tiny_model, mon
     assert results["--artifacts"]["pixel_accuracy"] == pytest.approx(
         results["--checkpoint"]["pixel_accuracy"], abs=0.02
     )
+
+
+def test_eval_console_script_bad_input_is_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "escnet_bench.eval_cli", "--dataset", "ade150", "--root", str(tmp_path / "none")]
+    r = subprocess.run([*cmd, "--checkpoint", "x.safetensors"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [f"error: {tmp_path / 'none'}: data root not found (expected a folder)"]

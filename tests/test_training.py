@@ -291,3 +291,25 @@ def test_trains_on_the_coco_stuff_layout(tmp_path: Path) -> None:
     )  # fmt: skip
     result = train(cfg)
     assert result.step == 1 and 0 < result.loss < 1
+
+
+def test_console_script_bad_input_is_one_line(tmp_path: Path) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "escnet.training.cli", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o")],
+        env=ENV, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [f"error: {tmp_path / 'none'}: data root not found (expected a folder)"]
+
+
+def test_worker_errors_are_reported_in_one_line(syn_data: Path, tmp_path: Path) -> None:
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(syn_data, data)
+    next((data / "annotations_detectron2" / "train").iterdir()).write_bytes(b"broken")
+    args = ["--data", str(data), "--out", str(tmp_path / "o"), "--preset", "tiny", "--iters", "20", "--batch-size", "4"]
+    r = _cli(*args, "--num-workers", "1", "--threads", "1", "--no-progress")
+    assert r.exit_code == 2, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: /") and "unreadable label map" in lines[0], r.output

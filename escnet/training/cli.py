@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -74,12 +75,20 @@ def main_command(
         cfg = config_from_dict(fields, str(config) if config else "options")
         result = train(cfg, resume=resume)
     except (ValueError, DatasetError) as e:
-        typer.echo(f"error: {e}", err=True)
+        typer.echo(f"error: {_one_line(e)}", err=True)
         raise typer.Exit(2) from None
     if int(os.environ.get("RANK", "0")) != 0:
         return  # one summary line per run, from rank 0
     val = f", val mIoU {result.val_miou:.4f}" if result.val_miou is not None else ""
     typer.echo(f"done: step {result.step}, loss {result.loss:.5f}{val}; model {result.model_path}")
+
+
+def _one_line(error: Exception) -> str:
+    """The error's message; from a DataLoader worker (which wraps it with a traceback), its last line."""
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    if len(lines) <= 1:
+        return str(error)
+    return re.sub(r"^[\w.]+(Error|Exception): ", "", lines[-1])  # drop "module.TypeName: "
 
 
 def main() -> None:
