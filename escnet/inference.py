@@ -10,8 +10,19 @@ import torch.nn.functional as F
 
 from .model import CLIP_MEAN, CLIP_STD, ESCNet
 
-SLIDING_SIZE = 640  # CAT-Seg: resize to 640, 384 windows at stride 256, plus one global view
-SLIDING_STRIDE_FRACTION = 2 / 3
+SLIDING_STRIDE_FRACTION = 2 / 3  # CAT-Seg: windows overlap by a third
+SLIDING_WINDOWS_PER_SIDE = 2
+
+
+def sliding_geometry(size: int) -> tuple[int, int]:
+    """(canvas, stride) of the sliding-window protocol for S x S windows.
+
+    CAT-Seg resizes to 640 and takes 384 windows at stride 256: 2 x 2 windows tiling the canvas
+    exactly. For other S the canvas scales the same way (S + stride), so every pixel is covered
+    (tiny, S = 128: canvas 213, stride 85; vit-l14, S = 336: canvas 560, stride 224).
+    """
+    stride = int(size * SLIDING_STRIDE_FRACTION)
+    return size + stride * (SLIDING_WINDOWS_PER_SIDE - 1), stride
 
 
 def preprocess(image_uint8: torch.Tensor, size: int | None = None) -> torch.Tensor:
@@ -41,8 +52,9 @@ def predict_scores(
     """Class scores at the output size.
 
     image (1, 3, H, W) CLIP-normalised (any size), text (T, P, D) -> (T, out_h, out_w) in [0, 1].
-    Single view: resize to S, run, upsample. Sliding window (CAT-Seg's protocol): resize to
-    640, four S windows at stride 256 and one global view; window scores are averaged where they
+    Single view: resize to S, run, upsample. Sliding window (CAT-Seg's protocol, see
+    :func:`sliding_geometry`): resize to the canvas (640 for S = 384), four S windows at stride
+    256 and one global view; window scores are averaged where they
     overlap, then averaged with the global view.
     """
     s = model.config.image_size
@@ -50,8 +62,7 @@ def predict_scores(
         view = F.interpolate(image, (s, s), mode="bilinear", align_corners=False)
         scores = _views_logits(model, view, text)[0]
     else:
-        big = SLIDING_SIZE
-        stride = int(s * SLIDING_STRIDE_FRACTION)
+        big, stride = sliding_geometry(s)
         full = F.interpolate(image, (big, big), mode="bilinear", align_corners=False)
         windows = F.unfold(full, kernel_size=s, stride=stride)  # (1, 3*s*s, L)
         n = windows.shape[-1]

@@ -1,9 +1,9 @@
 """CAT-Seg's sliding-window protocol (escnet/inference.py): windows, their fold, the global view.
 
-The image is resized to BIG x BIG; S x S windows at stride int(S * 2/3) (F.unfold's positions,
-row-major); window probabilities are summed where they overlap (in F.fold's order), divided by
-the cover count, averaged with the global view's probabilities resized to BIG. Pixels no window
-covers (when (BIG - S) is not a multiple of the stride) get 0/0 = NaN, exactly as the reference.
+The image is resized to BIG x BIG with BIG = S + stride (640 for S = 384: 2 x 2 windows tile it
+exactly); S x S windows at stride int(S * 2/3) (F.unfold's positions, row-major); window
+probabilities are summed where they overlap (in F.fold's order), divided by the cover count,
+averaged with the global view's probabilities resized to BIG.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from .contract import Preprocess
 from .preprocess import view
 from .resize import F32, resize_bilinear
 
-SLIDING_SIZE = 640
 SLIDING_STRIDE_FRACTION = 2 / 3
+SLIDING_WINDOWS_PER_SIDE = 2
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,10 @@ class WindowGrid:
     stride: int
 
     @staticmethod
-    def for_size(size: int, big: int = SLIDING_SIZE) -> WindowGrid:
-        return WindowGrid(big, size, int(size * SLIDING_STRIDE_FRACTION))
+    def for_size(size: int) -> WindowGrid:
+        """The reference's geometry (escnet.inference.sliding_geometry): canvas S + stride."""
+        stride = int(size * SLIDING_STRIDE_FRACTION)
+        return WindowGrid(size + stride * (SLIDING_WINDOWS_PER_SIDE - 1), size, stride)
 
     @property
     def per_side(self) -> int:

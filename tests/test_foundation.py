@@ -46,3 +46,12 @@ def test_reference_inference_protocols(tiny_model):
     assert single.shape == sliding.shape == (3, 100, 150)
     assert 0 <= float(single.min()) and float(single.max()) <= 1
     assert not torch.allclose(single, sliding)
+
+
+def test_sliding_geometry_covers_the_canvas():
+    from escnet.inference import sliding_geometry
+
+    assert sliding_geometry(384) == (640, 256)  # CAT-Seg's protocol
+    for size in (128, 336, 384, 512):
+        big, stride = sliding_geometry(size)
+        assert big - size == stride  # two windows per side tile the canvas exactly

@@ -11,7 +11,7 @@ from escnet_runtime.preprocess import view
 from escnet_runtime.resize import resize_bilinear
 from escnet_runtime.sliding import FoldAccumulator, WindowGrid, sliding_views
 
-from escnet.inference import SLIDING_SIZE, preprocess
+from escnet.inference import preprocess, sliding_geometry
 
 CLIP = Preprocess(128, (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))
 
@@ -41,7 +41,7 @@ def test_small_resizes_agree_to_float32_rounding(shape, size):
 def test_view_equals_reference_preprocess(hw):
     image = np.random.default_rng(2).integers(0, 256, (*hw, 3), dtype=np.uint8)
     normalised = preprocess(torch.from_numpy(image))  # (1, 3, H, W) at the image's size
-    for size in (128, SLIDING_SIZE):
+    for size in (128, 640):
         ref = F.interpolate(normalised, (size, size), mode="bilinear", align_corners=False)[0].numpy()
         got = view(image, size, CLIP)
         tol = 0 if hw != (1, 1) else 1e-6
@@ -52,6 +52,7 @@ def test_view_equals_reference_preprocess(hw):
 def test_sliding_windows_and_fold_equal_torch(size):
     grid = WindowGrid.for_size(size)
     stride, big = grid.stride, grid.big
+    assert (big, stride) == sliding_geometry(size)  # the reference's geometry
     image = np.random.default_rng(3).integers(0, 256, (90, 120, 3), dtype=np.uint8)
     full = F.interpolate(preprocess(torch.from_numpy(image)), (big, big), mode="bilinear", align_corners=False)
     windows = F.unfold(full, kernel_size=size, stride=stride)
