@@ -184,6 +184,12 @@ def _fits(data: dict[str, Any]) -> list[str]:
         )
     header = ["backend", "stage", "metric", "B", "a", "b per class", "r²", "predicted"]
     lines = ["## Scaling: metric = a + b x classes (least squares)", ""]
+    if any(f["points"] < 3 for f in data["fits"]):
+        lines += [
+            "Fits through two points have no r² and follow every bit of noise: measure three or more class "
+            "counts (e.g. --classes 20,59,150) before trusting a prediction.",
+            "",
+        ]
     return lines + (_table(header, rows) if rows else ["(fewer than two class counts: no fit)"]) + [""]
 
 

@@ -66,3 +66,14 @@ def test_busy_machine_is_flagged():
     data = copy.deepcopy(DATA)
     data["environment"]["load_average_start"] = [5.0, 4.0, 3.0]
     assert "machine was busy** (1-minute load average up to 5.0 on 2 cores)" in markdown_summary(data)
+
+
+def test_two_point_fits_carry_a_warning():
+    data = copy.deepcopy(DATA)
+    fit = {"backend": "torch", "stage": "end_to_end", "metric": "median_ms", "variable": "classes"}
+    fit |= {"fixed": {"batch": 1}, "predictions": {"2000": 9.0}, "intercept": 1.0, "slope": 0.004, "r2": None}
+    data["fits"] = [fit | {"points": 3, "r2": 0.99}]
+    assert "two points" not in markdown_summary(data)
+    data["fits"] = [fit | {"points": 2}]
+    text = markdown_summary(data)
+    assert "two points have no r²" in text and "| torch | end_to_end | median_ms | 1 |" in text
