@@ -51,6 +51,14 @@ def weights_source(opts: BenchOptions) -> Path | None:
     return bundled if bundled.is_file() else None
 
 
+def seeded_random_init(source_weights: dict[str, str]) -> int | None:
+    """The torch seed of an export whose every part was randomly initialised, else None."""
+    parts = {k: v for k, v in source_weights.items() if k != "seed"}
+    if parts and all(v == "random-init" for v in parts.values()) and source_weights.get("seed", "").isdigit():
+        return int(source_weights["seed"])
+    return None
+
+
 def check_artifacts(opts: BenchOptions) -> None:
     """Refuse an artifacts folder of another preset or exported from other weights than the reference's
     (a folder without a manifest passes: it is exported into)."""
@@ -67,6 +75,8 @@ def check_artifacts(opts: BenchOptions) -> None:
         )
     source = weights_source(opts)
     recorded = manifest.source_weights.get("checkpoint")
+    if source is None and seeded_random_init(manifest.source_weights) == opts.seed:
+        return  # exported by escnet-export with random init from the reference's own seed
     if source is None or recorded is None or sha256_file(source) != recorded:
         raise ArtifactsError(
             f"{opts.artifacts} was exported from weights the benchmark cannot match (manifest source weights: "

@@ -36,6 +36,7 @@ def onnx(
     checkpoint: Annotated[Path | None, typer.Option(help="ESC-Net checkpoint (.safetensors)")] = None,
     clip_weights: Annotated[str | None, typer.Option(help="CLIP state dict (with no checkpoint)")] = None,
     sam_weights: Annotated[str | None, typer.Option(help="SAM checkpoint (with no checkpoint)")] = None,
+    seed: Annotated[int, typer.Option(help="torch seed for parts with no weights (recorded in the manifest)")] = 0,
     out: Annotated[Path, typer.Option(help="artifacts folder")] = Path("artifacts"),
     opset: Annotated[int, typer.Option(help="ONNX opset (18..20)")] = 18,
     simplify: Annotated[bool, typer.Option(help="simplify the graphs with onnxslim when installed")] = True,
@@ -51,6 +52,7 @@ def onnx(
         checkpoint=checkpoint,
         clip_weights=clip_weights,
         sam_weights=sam_weights,
+        seed=seed,
         opset=opset,
         simplify=simplify,
     )

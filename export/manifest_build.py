@@ -51,8 +51,10 @@ def tool_versions(simplifier: Simplifier) -> dict[str, str]:
     return versions
 
 
-def source_weight_hashes(checkpoint: Path | None, clip_weights: str | None, sam_weights: str | None) -> dict[str, str]:
-    """role -> sha256 of the file the weights came from, or "random-init"."""
+def source_weight_hashes(
+    checkpoint: Path | None, clip_weights: str | None, sam_weights: str | None, seed: int = 0
+) -> dict[str, str]:
+    """role -> sha256 of the file the weights came from, or "random-init" (with the torch ``seed``)."""
     if checkpoint is not None:
         return {"checkpoint": sha256_file(checkpoint)}
 
@@ -62,7 +64,10 @@ def source_weight_hashes(checkpoint: Path | None, clip_weights: str | None, sam_
         path = Path(source)
         return sha256_file(path) if path.is_file() else f"open_clip-pretrained-tag:{source}"
 
-    return {"clip": one(clip_weights), "sam": one(sam_weights)}
+    hashes = {"clip": one(clip_weights), "sam": one(sam_weights)}
+    if RANDOM_INIT in hashes.values():
+        hashes["seed"] = str(seed)
+    return hashes
 
 
 def build_manifest(

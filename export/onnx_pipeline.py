@@ -42,6 +42,7 @@ class ExportOptions:
     checkpoint: Path | None = None
     clip_weights: str | None = None
     sam_weights: str | None = None
+    seed: int = 0  # torch seed for the parts no weights are given for (recorded in the manifest)
     opset: int = DEFAULT_OPSET
     simplify: bool = True
     trace_batch: int = 2  # sizes the graphs are traced with ...
@@ -121,7 +122,7 @@ def run_export(opts: ExportOptions, step: Step = lambda _name: None) -> ExportRe
     timings: dict[str, float] = {}
     with output_folder(opts.out) as staging:
         step("loading the model")
-        model = load_model(opts.preset, opts.checkpoint, opts.clip_weights, opts.sam_weights)
+        model = load_model(opts.preset, opts.checkpoint, opts.clip_weights, opts.sam_weights, opts.seed)
         specs = graph_specs(model_dims(model))
         modules = graph_modules(model)
         trace = sample_inputs(model, opts.trace_batch, opts.trace_classes, seed=0)
@@ -150,7 +151,7 @@ def run_export(opts: ExportOptions, step: Step = lambda _name: None) -> ExportRe
             files,
             opts.opset,
             tool_versions(simplifier or Simplifier("none", "")),
-            source_weight_hashes(opts.checkpoint, opts.clip_weights, opts.sam_weights),
+            source_weight_hashes(opts.checkpoint, opts.clip_weights, opts.sam_weights, opts.seed),
             extra=export_extra(graphs, parity, opts),
         )
         publish(staging, opts.out, files, manifest)

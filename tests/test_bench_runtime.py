@@ -96,3 +96,23 @@ def test_runtime_process_footprint_has_no_torch(runtime_run):
     peak = {(m["backend"], m["classes"]): m["process_peak_rss_mib"] for m in data["memory"]}
     for classes in (2, 5):
         assert 0 < peak[("ort-cpu", classes)] < peak[("torch", classes)]  # no torch in the runtime's process
+
+
+def test_plain_random_init_export_is_matched_by_its_seed(tmp_path):
+    """`escnet-export onnx` without weights records its seed; the benchmark rebuilds that model."""
+    from escnet_export.cli import app as export_app
+
+    artifacts = tmp_path / "artifacts"
+    exported = runner.invoke(export_app, ["onnx", "--preset", "tiny", "--seed", "7", "--out", str(artifacts)])
+    assert exported.exit_code == 0, exported.output
+    manifest = json.loads((artifacts / "manifest.json").read_text())
+    assert manifest["source_weights"] == {"clip": "random-init", "sam": "random-init", "seed": "7"}
+    args = ["--preset", "tiny", "--backends", "torch,ort-cpu", "--classes", "3", "--iters", "1", "--warmup", "0"]
+    args += ["--artifacts", str(artifacts)]
+    result = runner.invoke(app, [*args, "--seed", "7", "--out", str(tmp_path / "out")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert all(p["passed"] for p in data["parity"] if p["backend"] == "ort-cpu")
+    assert all(t["agreement"] >= 0.999 for t in data["task_parity"] if t["backend"] == "ort-cpu")
+    other_seed = runner.invoke(app, [*args, "--seed", "8", "--out", str(tmp_path / "out8")])
+    assert other_seed.exit_code == 2 and "cannot match" in other_seed.stderr
