@@ -6,19 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .chunks import class_spans
 from .config import ESCNetConfig
 from .fusion import ClassAttention, SpatialFusion
 from .sam_prompt import SamPromptBlock
-
-
-def class_spans(t: int, chunk: int | None) -> list[tuple[int, int]]:
-    """Class ranges of at most ``chunk`` classes; ``None``: one span over all T classes.
-
-    The ``None`` case builds no Python range over T, so T stays symbolic when exported.
-    """
-    if chunk is None:
-        return [(0, t)]
-    return [(s, min(s + chunk, t)) for s in range(0, t, chunk)]
 
 
 class ESCBlock(nn.Module):

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models.swin_transformer import SwinTransformerBlock
 
+from .chunks import class_spans
 from .config import FusionConfig
 
 
@@ -74,8 +75,7 @@ class ClassAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, text: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
         t = x.shape[1]
-        # chunk None: one span, no Python range over T (T stays symbolic when exported)
-        spans = [(0, t)] if chunk is None else [(s, min(s + chunk, t)) for s in range(0, t, chunk)]
+        spans = class_spans(t, chunk)
         kv = None
         k_sum = None
         for s, e in spans:  # pass 1: sum over classes of phi(k) v^T and phi(k)

@@ -11,11 +11,12 @@ from open_clip.model import CLIPTextCfg, CLIPVisionCfg
 from open_clip.tokenizer import SimpleTokenizer
 from torch import nn
 
+from .chunks import class_spans
 from .clip_image import GuidanceUpsampler, clip_dense_features
 from .config import ESCNetConfig
 from .cost_volume import CorrelationEmbed, correlation
 from .decoder import UpsamplingDecoder
-from .esc_block import ESCBlock, class_spans, upsample_masks
+from .esc_block import ESCBlock, upsample_masks
 from .pseudo_prompts import PseudoPromptGenerator
 from .validation import check_class_names, check_images
 
