@@ -69,11 +69,6 @@ class Manifest:
         )
 
 
-def hash_files(folder: str | Path, names: list[str]) -> dict[str, str]:
-    folder = Path(folder)
-    return {name: sha256_file(folder / name) for name in names}
-
-
 def write_manifest(folder: str | Path, manifest: Manifest) -> Path:
     """Write ``manifest.json`` atomically (the listed files must already be in place)."""
     path = Path(folder) / MANIFEST_FILE
