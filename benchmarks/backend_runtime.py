@@ -86,6 +86,11 @@ class RuntimeBackend(BenchBackend):
         self.memory_device = "cuda-sampled" if self.spec.device == "cuda" else "cpu"
 
     def graph_fn(self, graph: str, inputs: dict[str, np.ndarray]) -> Callable[[], Any]:
+        if graph == C.DECODER:
+            # The decoder as the Segmenter runs it: one call, or its steps over class chunks.
+            features = {k: v for k, v in inputs.items() if k != C.CLASS_EMBEDDINGS}
+            embeddings = inputs[C.CLASS_EMBEDDINGS]
+            return lambda: {C.LOGITS: self.seg.decode(features, embeddings)}
         staged = {k: self.backend.put(v) if k != C.IMAGE else v for k, v in inputs.items()}
         return lambda: self.backend.run(graph, staged)
 
@@ -95,7 +100,7 @@ class RuntimeBackend(BenchBackend):
     def _fresh_cache(self) -> None:
         self._cold_runs += 1
         cache = TextEmbeddingCache(self._tmp / f"cold-{self._cold_runs}", dim=self.seg.cache.dim)
-        self.seg.cache = self.seg.text.cache = cache
+        self.seg.set_cache(cache)
 
     def vocabulary_fn(self, names: list[str], cache: Cache) -> VocabularyRun | None:
         encode = lambda: self.seg.encode_vocabulary(names)
@@ -116,6 +121,7 @@ class RuntimeBackend(BenchBackend):
         import onnxruntime as ort
 
         d: dict[str, Any] = {"artifacts": str(self.seg.folder), "batch_size": self.seg.batch_size}
+        d["class_chunk"] = self.seg.class_chunk  # None: every vocabulary in one decoder call
         d["precision"] = self.backend.precision
         if self.spec.name in _PROVIDERS:
             d["onnxruntime"] = ort.__version__

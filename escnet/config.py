@@ -53,6 +53,10 @@ class PromptConfig:
     kmeans_iters: int = 10  # fixed iteration count (exportable)
     temperature: float = 100.0  # decided: scale of the cosine correlation before the class softmax
     probability: Literal["softmax"] = "softmax"  # decided: softmax over classes per pixel
+    # Peak pixels are chosen on probabilities rounded to steps of 1/rank_levels, ties going to the
+    # first pixel in raster order: a saturated class has many pixels at 1.0 - 1 ulp, and float
+    # rounding (another backend, chunked classes, fp16) must not decide which one is the peak.
+    rank_levels: int = 1024
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .chunks import class_spans
 from .config import ESCNetConfig
 from .fusion import ClassAttention, SpatialFusion
 from .sam_prompt import SamPromptBlock
@@ -17,7 +16,9 @@ class ESCBlock(nn.Module):
 
     Image side of SAM: the class's correlation embedding and the CLIP features, each
     projected to SAM's width by a 1x1 conv, plus the dense prompt embedding and SAM's
-    positional encoding. Classes run as batch entries (B*T), in chunks of ``class_chunk``.
+    positional encoding. Classes run as batch entries (B*T). The block is called in steps so
+    that classes can be processed in chunks: ``per_class`` and ``class_sums`` per chunk, then
+    ``class_attend`` per chunk with the sums over all classes (see ``ESCNet.decode``).
     """
 
     def __init__(self, config: ESCNetConfig) -> None:
@@ -30,35 +31,54 @@ class ESCBlock(nn.Module):
         self.classes = ClassAttention(dim, config.fusion.text_guidance_dim, config.fusion)
 
     def forward(
-        self,
-        x: torch.Tensor,
-        clip: torch.Tensor,
-        points: torch.Tensor,
-        masks: torch.Tensor,
-        text: torch.Tensor,
-        chunk: int | None,
+        self, x: torch.Tensor, clip: torch.Tensor, points: torch.Tensor, masks: torch.Tensor, text: torch.Tensor
     ) -> torch.Tensor:
-        """x (B, C, T, h, w); clip (B, D, h, w); points (B, T, K, 2); masks (B, T, 1, 4h, 4w);
-        text (T, G) projected text guidance."""
-        b, c, t, h, w = x.shape
-        clip_sam = self.clip_to_sam(clip)  # (B, S, h, w), once per image
-        outs = []
-        for s, e in class_spans(t, chunk):
-            tc = e - s
-            xc = x[:, :, s:e].transpose(1, 2).reshape(b * tc, c, h, w)  # (B*Tc, C, h, w)
-            # (B*Tc, S, h, w) -> (B, Tc, S, h, w) + the image's CLIP term broadcast over its classes
-            image = (self.corr_to_sam(xc).reshape(b, tc, -1, h, w) + clip_sam.unsqueeze(1)).reshape(b * tc, -1, h, w)
-            refined = self.sam(
-                image,
-                points[:, s:e].reshape(b * tc, *points.shape[2:]),  # (B*Tc, K, 2)
-                masks[:, s:e].reshape(b * tc, *masks.shape[2:]),  # (B*Tc, 1, 4h, 4w)
-            )
-            y = self.spatial(xc, refined)  # (B*Tc, C, h, w)
-            outs.append(y.reshape(b, tc, c, h, w))
-        y = torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]  # (B, T, C, h, w)
-        tokens = y.permute(0, 3, 4, 1, 2).reshape(b * h * w, t, c)  # (B*h*w, T, C)
-        tokens = self.classes(tokens, text, chunk)
-        return tokens.reshape(b, h, w, t, c).permute(0, 4, 3, 1, 2)  # (B, C, T, h, w)
+        """All T classes at once: x (B, C, T, h, w), text (T, G) projected text guidance -> (B, C, T, h, w)."""
+        y = self.per_class(x, clip, points, masks)
+        return self.class_attend(y, text, *self.class_sums(y, text))
+
+    def per_class(self, x: torch.Tensor, clip: torch.Tensor, points: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """The per-class stages (SAM refinement, Swin fusion) for Tc classes.
+
+        x (B, C, Tc, h, w) cost embedding; clip (B, D, h, w); points (B, Tc, K, 2);
+        masks (B, Tc, 1, 4h, 4w) -> y (B, Tc, C, h, w), the class attention's input.
+        """
+        b, c, tc, h, w = x.shape
+        xc = x.transpose(1, 2).reshape(b * tc, c, h, w)  # (B*Tc, C, h, w)
+        clip_sam = self.clip_to_sam(clip)  # (B, S, h, w)
+        # (B*Tc, S, h, w) -> (B, Tc, S, h, w) + the image's CLIP term broadcast over its classes
+        image = (self.corr_to_sam(xc).reshape(b, tc, -1, h, w) + clip_sam.unsqueeze(1)).reshape(b * tc, -1, h, w)
+        refined = self.sam(
+            image,
+            points.reshape(b * tc, *points.shape[2:]),  # (B*Tc, K, 2)
+            masks.reshape(b * tc, *masks.shape[2:]),  # (B*Tc, 1, 4h, 4w)
+        )
+        return self.spatial(xc, refined).reshape(b, tc, c, h, w)
+
+    def class_sums(self, y: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """These Tc classes' share of the class attention's sums over classes.
+
+        y (B, Tc, C, h, w), text (Tc, G) -> kv (B, h*w, H, d, d), k_sum (B, h*w, H, d).
+        """
+        b, _, _, h, w = y.shape
+        kv, k_sum = self.classes.sums(_tokens(y), text)  # (B*h*w, H, d, d), (B*h*w, H, d)
+        return kv.reshape(b, h * w, *kv.shape[1:]), k_sum.reshape(b, h * w, *k_sum.shape[1:])
+
+    def class_attend(self, y: torch.Tensor, text: torch.Tensor, kv: torch.Tensor, k_sum: torch.Tensor) -> torch.Tensor:
+        """Class attention for Tc classes, given the sums over all classes (``class_sums`` added up).
+
+        y (B, Tc, C, h, w), text (Tc, G), kv (B, h*w, H, d, d), k_sum (B, h*w, H, d)
+        -> the block's output x (B, C, Tc, h, w).
+        """
+        b, tc, c, h, w = y.shape
+        out = self.classes.attend(_tokens(y), text, kv.flatten(0, 1), k_sum.flatten(0, 1))  # (B*h*w, Tc, C)
+        return out.reshape(b, h, w, tc, c).permute(0, 4, 3, 1, 2)  # (B, C, Tc, h, w)
+
+
+def _tokens(y: torch.Tensor) -> torch.Tensor:
+    """(B, Tc, C, h, w) -> (B*h*w, Tc, C): one class sequence per pixel."""
+    b, tc, c, h, w = y.shape
+    return y.permute(0, 3, 4, 1, 2).reshape(b * h * w, tc, c)
 
 
 def upsample_masks(masks: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,6 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models.swin_transformer import SwinTransformerBlock
 
-from .chunks import class_spans
 from .config import FusionConfig
 
 
@@ -49,8 +48,9 @@ class ClassAttention(nn.Module):
 
     The projected text embedding is joined to query and key (a concatenation, computed as the
     sum of two linear maps so it is never broadcast to every pixel). Pre-norm residual block
-    as in CAT-Seg's class transformer. Because the attention is linear, its sums over classes
-    are accumulated chunk by chunk: any T, bounded memory, the same result.
+    as in CAT-Seg's class transformer. Because the attention is linear, it splits into
+    ``sums`` (each chunk of classes adds its share) and ``attend`` (each chunk's output from the
+    sums over all classes): any T in bounded memory, the same result as all classes at once.
 
     x (M, T, C) with M = B*h*w, text (T, G) -> (M, T, C).
     """
@@ -73,27 +73,25 @@ class ClassAttention(nn.Module):
         m, t, c = x.shape
         return x.reshape(m, t, self.heads, c // self.heads).transpose(1, 2)  # (M, H, T, d)
 
-    def forward(self, x: torch.Tensor, text: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
-        t = x.shape[1]
-        spans = class_spans(t, chunk)
-        kv = None
-        k_sum = None
-        for s, e in spans:  # pass 1: sum over classes of phi(k) v^T and phi(k)
-            h = self.norm1(x[:, s:e])
-            k = self._heads(F.elu(self.k(h) + self.k_text(text[s:e])) + 1.0)  # (M, H, Tc, d)
-            v = self._heads(self.v(h))
-            part_kv = torch.matmul(k.transpose(2, 3), v)  # (M, H, d, d)
-            part_k = k.sum(dim=2)  # (M, H, d)
-            kv = part_kv if kv is None else kv + part_kv
-            k_sum = part_k if k_sum is None else k_sum + part_k
-        outs = []
-        for s, e in spans:  # pass 2: each class's output from the accumulated sums
-            xc = x[:, s:e]
-            h = self.norm1(xc)
-            q = self._heads(F.elu(self.q(h) + self.q_text(text[s:e])) + 1.0)  # (M, H, Tc, d)
-            num = torch.matmul(q, kv)  # (M, H, Tc, d)
-            den = torch.matmul(q, k_sum.unsqueeze(-1)) + 1e-6  # (M, H, Tc, 1)
-            att = (num / den).transpose(1, 2).reshape(xc.shape)  # (M, Tc, C)
-            y = xc + self.proj(att)
-            outs.append(y + self.mlp(self.norm2(y)))
-        return torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
+    def sums(self, x: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """These classes' share of the sums over classes: x (M, Tc, C), text (Tc, G)
+        -> sum of phi(k)^T v (M, H, d, d) and sum of phi(k) (M, H, d). Add the shares of all chunks."""
+        h = self.norm1(x)
+        k = self._heads(F.elu(self.k(h) + self.k_text(text)) + 1.0)  # (M, H, Tc, d)
+        v = self._heads(self.v(h))  # (M, H, Tc, d)
+        return torch.matmul(k.transpose(2, 3), v), k.sum(dim=2)
+
+    def attend(self, x: torch.Tensor, text: torch.Tensor, kv: torch.Tensor, k_sum: torch.Tensor) -> torch.Tensor:
+        """Each class's output from the sums over *all* classes: x (M, Tc, C), text (Tc, G),
+        kv (M, H, d, d), k_sum (M, H, d) -> (M, Tc, C)."""
+        h = self.norm1(x)
+        q = self._heads(F.elu(self.q(h) + self.q_text(text)) + 1.0)  # (M, H, Tc, d)
+        num = torch.matmul(q, kv)  # (M, H, Tc, d)
+        den = torch.matmul(q, k_sum.unsqueeze(-1)) + 1e-6  # (M, H, Tc, 1)
+        att = (num / den).transpose(1, 2).reshape(x.shape)  # (M, Tc, C)
+        y = x + self.proj(att)
+        return y + self.mlp(self.norm2(y))
+
+    def forward(self, x: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """All T classes at once: x (M, T, C), text (T, G) -> (M, T, C)."""
+        return self.attend(x, text, *self.sums(x, text))

@@ -97,6 +97,81 @@ class ESCNet(nn.Module):
         return emb.reshape(len(names), self.config.num_templates, -1)  # (T, P, D)
 
     # -- graph 3: prompt + decoder ----------------------------------------------------------
+    # ``decode`` runs in steps that each take a chunk of classes; the only sums over classes
+    # (the prompt softmax's normaliser and each block's class-attention sums) pass between
+    # steps as small per-pixel tensors. The runtime runs the same steps as separate graphs.
+    def class_scores(self, dense: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """dense (B, D, h, w), text (Tc, P, D) -> correlation (B, P, Tc, h, w) and the prompt
+        generator's class scores (B, Tc, h, w): template-mean cosine times the temperature."""
+        corr = correlation(dense, text)  # (B, P, Tc, h, w)
+        return corr, corr.mean(dim=1) * self.config.prompt.temperature
+
+    def score_logsumexp(self, dense: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """log-sum-exp over these classes of the class scores: (B, h, w). Chunks combine by
+        log-sum-exp again; over all T it is the prompt softmax's normaliser."""
+        return torch.logsumexp(self.class_scores(dense, text)[1], dim=1)
+
+    def decode_open(
+        self, dense: torch.Tensor, text: torch.Tensor, score_lse: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Cost embedding, pseudo prompts and block 0's per-class stages for Tc classes.
+
+        dense (B, D, h, w), text (Tc, P, D), score_lse (B, h, w) over *all* classes ->
+        state (B, Tc, C, h, w), points (B, Tc, K, 2), masks (B, Tc, 1, 4h, 4w),
+        and block 0's class-attention shares kv (B, h*w, H, d, d), k_sum (B, h*w, H, d).
+        """
+        b, _, h, w = dense.shape
+        tc = text.shape[0]
+        corr, scores = self.class_scores(dense, text)
+        x = self.corr_embed(corr)  # (B, C, Tc, h, w)
+        prob = torch.exp(scores - score_lse.unsqueeze(1))  # (B, Tc, h, w): softmax over all classes
+        p, m = self.prompts(prob.reshape(b * tc, h, w))  # (B*Tc, K, 2), (B*Tc, 1, h, w)
+        points = p.reshape(b, tc, *p.shape[1:])  # (B, Tc, K, 2)
+        masks = upsample_masks(m).reshape(b, tc, 1, 4 * h, 4 * w)  # (B, Tc, 1, 4h, 4w)
+        block = self.blocks[0]
+        state = block.per_class(x, dense, points, masks)
+        return state, points, masks, *block.class_sums(state, self._text_guidance(text))
+
+    def decode_block(
+        self,
+        index: int,
+        state: torch.Tensor,
+        dense: torch.Tensor,
+        text: torch.Tensor,
+        points: torch.Tensor,
+        masks: torch.Tensor,
+        kv: torch.Tensor,
+        k_sum: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Block ``index - 1``'s class attention, then block ``index``'s per-class stages, for Tc classes.
+
+        state (B, Tc, C, h, w) from the previous step; kv, k_sum: block ``index - 1``'s sums
+        over all classes -> the new state and block ``index``'s shares of its sums.
+        """
+        text_g = self._text_guidance(text)
+        x = self.blocks[index - 1].class_attend(state, text_g, kv, k_sum)  # (B, C, Tc, h, w)
+        block = self.blocks[index]
+        state = block.per_class(x, dense, points, masks)
+        return state, *block.class_sums(state, text_g)
+
+    def decode_close(
+        self,
+        state: torch.Tensor,
+        text: torch.Tensor,
+        kv: torch.Tensor,
+        k_sum: torch.Tensor,
+        guidance_a: torch.Tensor,
+        guidance_b: torch.Tensor,
+    ) -> torch.Tensor:
+        """The last block's class attention and the upsampling decoder -> logits (B, Tc, 4h, 4w)."""
+        x = self.blocks[-1].class_attend(state, self._text_guidance(text), kv, k_sum)  # (B, C, Tc, h, w)
+        guid_a, guid_b = self.decoder.project_guidance(guidance_a, guidance_b)
+        return self.decoder(x, guid_a, guid_b)
+
+    def _text_guidance(self, text: torch.Tensor) -> torch.Tensor:
+        """(Tc, P, D) -> projected text guidance (Tc, G)."""
+        return self.text_guidance(text.mean(dim=1))
+
     def decode(
         self,
         dense: torch.Tensor,
@@ -107,31 +182,27 @@ class ESCNet(nn.Module):
     ) -> torch.Tensor:
         """Image features + text embeddings (T, P, D) -> logits (B, T, 4g, 4g).
 
-        ``class_chunk``: classes per chunk in the per-class stages (-1: the config's value,
-        None: all classes at once). Every chunk size gives the same logits.
+        ``class_chunk``: classes per chunk (-1: the config's value, None: all classes at once).
+        Every chunk size gives the same logits; memory beyond the per-class state is bounded
+        by the chunk.
         """
         chunk = self.config.class_chunk if class_chunk == -1 else class_chunk
-        b, _, h, w = dense.shape
-        t = text.shape[0]
-        corr = correlation(dense, text)  # (B, P, T, h, w)
-        x = self.corr_embed(corr)  # (B, C, T, h, w)
-
-        # Pseudo prompts from the class probabilities of the correlation (no gradient).
-        prob = torch.softmax(corr.mean(dim=1) * self.config.prompt.temperature, dim=1)  # (B, T, h, w)
-        points, masks = [], []
-        for s, e in class_spans(t, chunk):
-            p, m = self.prompts(prob[:, s:e].reshape(-1, h, w))  # (B*Tc, K, 2), (B*Tc, 1, h, w)
-            points.append(p.reshape(b, e - s, *p.shape[1:]))
-            masks.append(upsample_masks(m).reshape(b, e - s, 1, 4 * h, 4 * w))
-        point_t = torch.cat(points, dim=1)  # (B, T, K, 2)
-        mask_t = torch.cat(masks, dim=1)  # (B, T, 1, 4h, 4w)
-
-        text_g = self.text_guidance(text.mean(dim=1))  # (T, G)
-        for block in self.blocks:
-            x = block(x, dense, point_t, mask_t, text_g, chunk)
-
-        guid_a, guid_b = self.decoder.project_guidance(guidance_a, guidance_b)
-        logits = [self.decoder(x[:, :, s:e], guid_a, guid_b) for s, e in class_spans(t, chunk)]
+        spans = class_spans(text.shape[0], chunk)
+        texts = [text[s:e] for s, e in spans]
+        lse = _logsumexp([self.score_logsumexp(dense, t) for t in texts])  # (B, h, w)
+        opened = [self.decode_open(dense, t, lse) for t in texts]
+        states = [o[0] for o in opened]
+        points, masks = [o[1] for o in opened], [o[2] for o in opened]
+        kv, k_sum = _sum([o[3] for o in opened]), _sum([o[4] for o in opened])
+        for index in range(1, len(self.blocks)):
+            steps = [
+                self.decode_block(index, st, dense, t, p, m, kv, k_sum)
+                for st, t, p, m in zip(states, texts, points, masks, strict=True)
+            ]
+            states = [s[0] for s in steps]
+            kv, k_sum = _sum([s[1] for s in steps]), _sum([s[2] for s in steps])
+        pairs = zip(states, texts, strict=True)
+        logits = [self.decode_close(st, t, kv, k_sum, guidance_a, guidance_b) for st, t in pairs]
         return torch.cat(logits, dim=1) if len(logits) > 1 else logits[0]  # (B, T, 4h, 4w)
 
     def forward(self, images: torch.Tensor, class_names: list[str]) -> torch.Tensor:
@@ -152,3 +223,15 @@ class ESCNet(nn.Module):
         if logits.shape[-2:] != (h // 4, w // 4):
             logits = F.interpolate(logits, (h // 4, w // 4), mode="bilinear", align_corners=False)
         return logits
+
+
+def _sum(parts: list[torch.Tensor]) -> torch.Tensor:
+    out = parts[0]
+    for p in parts[1:]:
+        out = out + p
+    return out
+
+
+def _logsumexp(parts: list[torch.Tensor]) -> torch.Tensor:
+    """Per-chunk log-sum-exps (each (B, h, w)) -> the log-sum-exp over all classes."""
+    return parts[0] if len(parts) == 1 else torch.logsumexp(torch.stack(parts), dim=0)

@@ -41,6 +41,7 @@ class PseudoPromptGenerator(nn.Module):
         self.alpha = config.alpha
         self.regions = config.num_regions
         self.iters = config.kmeans_iters
+        self.levels = float(config.rank_levels)
 
     @torch.no_grad()
     def forward(self, prob: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,11 +49,12 @@ class PseudoPromptGenerator(nn.Module):
         prob = prob.detach()
         p = prob.reshape(n, h * w)  # (N, h*w)
         fg = (p > self.alpha).to(p.dtype)  # (N, h*w)
+        rank = torch.round(p * self.levels)  # (N, h*w): what peaks are chosen on (see PromptConfig)
         coords = _grid_coords(h, w, p)  # (h*w, 2)
-        best = p.argmax(dim=1, keepdim=True)  # (N, 1): fallback pixel
+        best = rank.argmax(dim=1, keepdim=True)  # (N, 1): fallback pixel
 
         # Farthest-point initialisation inside the foreground, from its most probable pixel.
-        start = (p * fg + (fg - 1.0) * 2.0).argmax(dim=1, keepdim=True)  # (N, 1)
+        start = (rank * fg - (1.0 - fg)).argmax(dim=1, keepdim=True)  # (N, 1)
         centers = [_take(coords, start)]  # each (N, 1, 2)
         min_d = ((coords[None] - centers[0]) ** 2).sum(-1)  # (N, h*w)
         for _ in range(1, self.regions):
@@ -72,7 +74,7 @@ class PseudoPromptGenerator(nn.Module):
 
         # Most probable pixel of each region; empty regions fall back to the arg-max pixel.
         count = assign.sum(dim=1)  # (N, K)
-        region_score = p[..., None] * assign + (assign - 1.0) * 2.0  # (N, h*w, K)
+        region_score = rank[..., None] * assign - (1.0 - assign)  # (N, h*w, K)
         peak = region_score.argmax(dim=1)  # (N, K)
         peak = torch.where(count > 0, peak, best.expand_as(peak))
         points = _take(coords, peak)  # (N, K, 2) grid units

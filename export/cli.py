@@ -39,9 +39,14 @@ def onnx(
     seed: Annotated[int, typer.Option(help="torch seed for parts with no weights (recorded in the manifest)")] = 0,
     out: Annotated[Path, typer.Option(help="artifacts folder")] = Path("artifacts"),
     opset: Annotated[int, typer.Option(help="ONNX opset (18..20)")] = 18,
+    class_chunk: Annotated[
+        int | None,
+        typer.Option(help="classes per decoder call the runtime uses for larger vocabularies (default: the preset's)"),
+    ] = None,
     simplify: Annotated[bool, typer.Option(help="simplify the graphs with onnxslim when installed")] = True,
 ) -> None:
-    """Write image_encoder.onnx, text_encoder.onnx, decoder.onnx, the vocabulary and manifest.json."""
+    """Write image_encoder.onnx, text_encoder.onnx, decoder.onnx, the decoder's step graphs, the vocabulary
+    and manifest.json."""
     from .onnx_pipeline import ExportOptions, run_export, validate_options
     from .parity import parity_table
     from .progress import steps
@@ -54,6 +59,7 @@ def onnx(
         sam_weights=sam_weights,
         seed=seed,
         opset=opset,
+        class_chunk=class_chunk,
         simplify=simplify,
     )
     try:

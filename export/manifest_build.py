@@ -79,6 +79,8 @@ def build_manifest(
     versions: dict[str, str],
     source_weights: dict[str, str],
     extra: dict[str, Any],
+    decoder_steps: tuple[str, ...] = (),
+    class_chunk: int | None = None,
 ) -> Manifest:
     """The manifest for ``files`` already in ``folder`` (hashed here)."""
     c = model.config
@@ -95,4 +97,6 @@ def build_manifest(
         versions=versions,
         source_weights=source_weights,
         extra=extra,
+        decoder_steps=decoder_steps,
+        class_chunk=class_chunk,
     )

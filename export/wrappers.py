@@ -3,14 +3,26 @@
 Each wrapper's positional inputs and outputs follow the contract's order
 (``escnet_runtime.contract.graph_specs``); names are attached by the exporter from the same specs.
 The decoder runs all classes at once (``class_chunk=None``): no Python loop over classes, so
-the class axis T stays symbolic in the exported graph.
+the class axis T stays symbolic in the exported graph. The decoder's steps (``decoder_scores``,
+``decoder_open``, ``decoder_block_i``, ``decoder_close``) wrap ``ESCNet``'s own step methods,
+the ones its chunked ``decode`` runs, so a runtime that chains them over chunks of classes
+computes what PyTorch computes.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from escnet_runtime.contract import DECODER, IMAGE_ENCODER, TEXT_ENCODER, ModelDims
+from escnet_runtime.contract import (
+    DECODER,
+    DECODER_BLOCK,
+    DECODER_CLOSE,
+    DECODER_OPEN,
+    DECODER_SCORES,
+    IMAGE_ENCODER,
+    TEXT_ENCODER,
+    ModelDims,
+)
 from torch import nn
 
 from escnet import ESCNet
@@ -52,12 +64,80 @@ class DecoderGraph(nn.Module):
         return self.model.decode(dense, guidance_a, guidance_b, class_embeddings, class_chunk=None)
 
 
+class ScoresStep(nn.Module):
+    """dense, class embeddings (Tc, P, D) -> log-sum-exp over these classes of the prompt scores (B, g, g)."""
+
+    def __init__(self, model: ESCNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, dense: torch.Tensor, class_embeddings: torch.Tensor) -> torch.Tensor:
+        return self.model.score_logsumexp(dense, class_embeddings)
+
+
+class OpenStep(nn.Module):
+    """Cost embedding, pseudo prompts, block 0's per-class stages and its class-attention shares."""
+
+    def __init__(self, model: ESCNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self, dense: torch.Tensor, class_embeddings: torch.Tensor, score_lse: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        return self.model.decode_open(dense, class_embeddings, score_lse)
+
+
+class BlockStep(nn.Module):
+    """Block ``index - 1``'s class attention, block ``index``'s per-class stages and its shares."""
+
+    def __init__(self, model: ESCNet, index: int) -> None:
+        super().__init__()
+        self.model = model
+        self.index = index
+
+    def forward(
+        self,
+        state: torch.Tensor,
+        dense: torch.Tensor,
+        class_embeddings: torch.Tensor,
+        points: torch.Tensor,
+        masks: torch.Tensor,
+        kv: torch.Tensor,
+        k_sum: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        return self.model.decode_block(self.index, state, dense, class_embeddings, points, masks, kv, k_sum)
+
+
+class CloseStep(nn.Module):
+    """The last block's class attention and the upsampling decoder -> logits (B, Tc, 4g, 4g)."""
+
+    def __init__(self, model: ESCNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        state: torch.Tensor,
+        class_embeddings: torch.Tensor,
+        kv: torch.Tensor,
+        k_sum: torch.Tensor,
+        guidance_a: torch.Tensor,
+        guidance_b: torch.Tensor,
+    ) -> torch.Tensor:
+        return self.model.decode_close(state, class_embeddings, kv, k_sum, guidance_a, guidance_b)
+
+
 def graph_modules(model: ESCNet) -> dict[str, nn.Module]:
     """One eval-mode wrapper per graph, keyed by the contract's graph names."""
     modules: dict[str, nn.Module] = {
         IMAGE_ENCODER: ImageEncoderGraph(model),
         TEXT_ENCODER: TextEncoderGraph(model),
         DECODER: DecoderGraph(model),
+        DECODER_SCORES: ScoresStep(model),
+        DECODER_OPEN: OpenStep(model),
+        **{DECODER_BLOCK.format(i): BlockStep(model, i) for i in range(1, model.config.num_blocks)},
+        DECODER_CLOSE: CloseStep(model),
     }
     return {name: m.eval() for name, m in modules.items()}
 
@@ -73,6 +153,10 @@ def model_dims(model: ESCNet) -> ModelDims:
         guidance_b=c.guidance_dims[1],
         context_length=c.clip.context_length,
         num_templates=c.num_templates,
+        num_blocks=c.num_blocks,
+        state_dim=c.corr_dim,
+        class_heads=c.fusion.class_heads,
+        prompt_points=c.prompt.num_regions,
     )
 
 
@@ -100,4 +184,21 @@ def sample_inputs(model: ESCNet, batch: int, classes: int, seed: int = 0) -> dic
         IMAGE_ENCODER: (image,),
         TEXT_ENCODER: (tokens,),
         DECODER: (feats.dense, feats.guidance_a, feats.guidance_b, text),
+        **decoder_step_inputs(model, feats.dense, feats.guidance_a, feats.guidance_b, text),
     }
+
+
+@torch.no_grad()
+def decoder_step_inputs(
+    model: ESCNet, dense: torch.Tensor, guidance_a: torch.Tensor, guidance_b: torch.Tensor, text: torch.Tensor
+) -> dict[str, tuple[torch.Tensor, ...]]:
+    """Positional inputs of each decoder step, from PyTorch running the steps over all classes
+    as one chunk (so each step sees what it sees in a real run)."""
+    lse = model.score_logsumexp(dense, text)
+    state, points, masks, kv, k_sum = model.decode_open(dense, text, lse)
+    inputs: dict[str, tuple[torch.Tensor, ...]] = {DECODER_SCORES: (dense, text), DECODER_OPEN: (dense, text, lse)}
+    for i in range(1, model.config.num_blocks):
+        inputs[DECODER_BLOCK.format(i)] = (state, dense, text, points, masks, kv, k_sum)
+        state, kv, k_sum = model.decode_block(i, state, dense, text, points, masks, kv, k_sum)
+    inputs[DECODER_CLOSE] = (state, text, kv, k_sum, guidance_a, guidance_b)
+    return inputs

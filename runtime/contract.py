@@ -17,12 +17,23 @@ BATCH, TEXTS, CLASSES = "batch", "texts", "classes"  # dynamic axis names
 
 IMAGE_ENCODER, TEXT_ENCODER, DECODER = "image_encoder", "text_encoder", "decoder"
 GRAPH_NAMES: tuple[str, ...] = (IMAGE_ENCODER, TEXT_ENCODER, DECODER)
+# The decoder again, as steps over a chunk of classes each (bounded memory for any T):
+# scores -> open -> block_1 .. block_{N-1} -> close; see ``decoder_stage_names``.
+DECODER_SCORES, DECODER_OPEN, DECODER_CLOSE = "decoder_scores", "decoder_open", "decoder_close"
+DECODER_BLOCK = "decoder_block_{}"
 
 # Tensor names.
 IMAGE = "image"
 DENSE, GUIDANCE_A, GUIDANCE_B = "dense_features", "guidance_a", "guidance_b"
 TOKEN_IDS, TEXT_EMBEDDINGS = "token_ids", "text_embeddings"
 CLASS_EMBEDDINGS, LOGITS = "class_embeddings", "logits"
+# Between the decoder's steps: the prompt softmax's normaliser, per-class state, pseudo prompts,
+# and the class attention's sums over classes (inputs: over all classes; *_part: this chunk's share).
+SCORE_LSE = "score_logsumexp"
+STATE, STATE_OUT = "class_state", "class_state_out"
+POINTS, MASKS = "prompt_points", "prompt_masks"
+KV, K_SUM = "attention_kv", "attention_k_sum"
+KV_PART, K_SUM_PART = "attention_kv_part", "attention_k_sum_part"
 
 MANIFEST_FILE = "manifest.json"
 VOCAB_FILE = "bpe_simple_vocab_16e6.txt.gz"
@@ -93,18 +104,24 @@ class ModelDims:
     guidance_b: int  # channels at 4g
     context_length: int  # token ids per text
     num_templates: int  # P
+    num_blocks: int  # ESC blocks N: the decoder's steps
+    state_dim: int  # C, per-class cost embedding channels
+    class_heads: int  # H, class-attention heads (head width C / H)
+    prompt_points: int  # K, point prompts per class
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
 
 
 def graph_specs(d: ModelDims) -> dict[str, GraphSpec]:
-    """The three graphs: image encoder, text encoder, prompt + decoder."""
+    """Every graph: image encoder, text encoder, prompt + decoder, then the decoder's steps."""
     g = d.grid
     dense = TensorSpec(DENSE, "float32", (BATCH, d.embed_dim, g, g))
     guid_a = TensorSpec(GUIDANCE_A, "float32", (BATCH, d.guidance_a, 2 * g, 2 * g))
     guid_b = TensorSpec(GUIDANCE_B, "float32", (BATCH, d.guidance_b, 4 * g, 4 * g))
-    return {
+    classes = TensorSpec(CLASS_EMBEDDINGS, "float32", (CLASSES, d.num_templates, d.embed_dim))
+    logits = TensorSpec(LOGITS, "float32", (BATCH, CLASSES, 4 * g, 4 * g))
+    specs = {
         IMAGE_ENCODER: GraphSpec(
             IMAGE_ENCODER,
             (TensorSpec(IMAGE, "float32", (BATCH, 3, d.image_size, d.image_size)),),
@@ -115,12 +132,48 @@ def graph_specs(d: ModelDims) -> dict[str, GraphSpec]:
             (TensorSpec(TOKEN_IDS, "int64", (TEXTS, d.context_length)),),
             (TensorSpec(TEXT_EMBEDDINGS, "float32", (TEXTS, d.embed_dim)),),
         ),
-        DECODER: GraphSpec(
-            DECODER,
-            (dense, guid_a, guid_b, TensorSpec(CLASS_EMBEDDINGS, "float32", (CLASSES, d.num_templates, d.embed_dim))),
-            (TensorSpec(LOGITS, "float32", (BATCH, CLASSES, 4 * g, 4 * g)),),
-        ),
+        DECODER: GraphSpec(DECODER, (dense, guid_a, guid_b, classes), (logits,)),
     }
+    return {**specs, **decoder_stage_specs(d, dense, guid_a, guid_b, classes, logits)}
+
+
+def decoder_stage_names(num_blocks: int) -> tuple[str, ...]:
+    """The decoder's steps in the order they run."""
+    blocks = tuple(DECODER_BLOCK.format(i) for i in range(1, num_blocks))
+    return (DECODER_SCORES, DECODER_OPEN, *blocks, DECODER_CLOSE)
+
+
+def decoder_stage_specs(
+    d: ModelDims, dense: TensorSpec, guid_a: TensorSpec, guid_b: TensorSpec, classes: TensorSpec, logits: TensorSpec
+) -> dict[str, GraphSpec]:
+    """The decoder as steps over a chunk of classes ("classes" is the chunk's size here).
+
+    Only two things couple classes: the prompt softmax (its log-sum-exp normaliser over all
+    classes, ``SCORE_LSE``) and each block's linear class attention (its sums over all classes,
+    ``KV`` and ``K_SUM``). A caller runs ``decoder_scores`` on every chunk and combines the
+    results by log-sum-exp; runs ``decoder_open`` on every chunk and adds up the ``*_part``
+    outputs; then each ``decoder_block_i`` the same way; then ``decoder_close`` per chunk.
+    """
+    g, c = d.grid, d.state_dim
+    head = c // d.class_heads
+    lse = TensorSpec(SCORE_LSE, "float32", (BATCH, g, g))
+    state = TensorSpec(STATE, "float32", (BATCH, CLASSES, c, g, g))
+    state_out = TensorSpec(STATE_OUT, "float32", (BATCH, CLASSES, c, g, g))
+    points = TensorSpec(POINTS, "float32", (BATCH, CLASSES, d.prompt_points, 2))
+    masks = TensorSpec(MASKS, "float32", (BATCH, CLASSES, 1, 4 * g, 4 * g))
+    kv_shape, k_shape = (BATCH, g * g, d.class_heads, head, head), (BATCH, g * g, d.class_heads, head)
+    kv, k_sum = TensorSpec(KV, "float32", kv_shape), TensorSpec(K_SUM, "float32", k_shape)
+    kv_part, k_part = TensorSpec(KV_PART, "float32", kv_shape), TensorSpec(K_SUM_PART, "float32", k_shape)
+    specs = [
+        GraphSpec(DECODER_SCORES, (dense, classes), (lse,)),
+        GraphSpec(DECODER_OPEN, (dense, classes, lse), (state_out, points, masks, kv_part, k_part)),
+        *(
+            GraphSpec(name, (state, dense, classes, points, masks, kv, k_sum), (state_out, kv_part, k_part))
+            for name in decoder_stage_names(d.num_blocks)[2:-1]
+        ),
+        GraphSpec(DECODER_CLOSE, (state, classes, kv, k_sum, guid_a, guid_b), (logits,)),
+    ]
+    return {s.name: s for s in specs}
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,10 @@ class Manifest:
     source_weights: dict[str, str] = field(default_factory=dict)  # role -> sha256 (or "random-init")
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. the export parity table
     format_version: int = FORMAT_VERSION
+    # The decoder's step graphs in run order (empty: only the all-classes decoder was exported),
+    # and the classes per chunk the exporter recommends for them.
+    decoder_steps: tuple[str, ...] = ()
+    class_chunk: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,6 +52,8 @@ class Manifest:
             "versions": self.versions,
             "source_weights": self.source_weights,
             "extra": self.extra,
+            "decoder_steps": list(self.decoder_steps),
+            "class_chunk": self.class_chunk,
             "files": dict(sorted(self.files.items())),
         }
 
@@ -66,6 +72,8 @@ class Manifest:
             source_weights=d.get("source_weights", {}),
             extra=d.get("extra", {}),
             format_version=int(d["format_version"]),
+            decoder_steps=tuple(d.get("decoder_steps", ())),
+            class_chunk=d.get("class_chunk"),
         )
 
 
@@ -103,6 +111,11 @@ def load_manifest(folder: str | Path, verify: bool = True) -> Manifest:
         manifest = Manifest.from_dict(data)
     except (KeyError, TypeError, ValueError) as e:
         raise ManifestError(f"{path}: manifest is incomplete ({type(e).__name__}: {e})") from None
+    missing = [g for g in manifest.decoder_steps if g not in manifest.graphs]
+    if missing:
+        raise ManifestError(f"{path}: decoder steps {missing} are not among its graphs")
+    if manifest.class_chunk is not None and (not isinstance(manifest.class_chunk, int) or manifest.class_chunk < 1):
+        raise ManifestError(f"{path}: class_chunk {manifest.class_chunk!r} is not a positive whole number")
     if verify:
         verify_files(folder, manifest)
     return manifest

@@ -1,9 +1,12 @@
 """The pipeline: ``Segmenter(artifacts, backend).set_vocabulary(names).segment(image)``.
 
 Numerically the reference in escnet/inference.py: normalise at the image's size, resize each
-view, run the image encoder and the decoder (all T classes in one call: linear class attention
-couples classes), upsample logits to S, sigmoid, average windows (sliding window), upsample to
-the image's size, arg-max over classes.
+view, run the image encoder and the decoder, upsample logits to S, sigmoid, average windows
+(sliding window), upsample to the image's size, arg-max over classes.
+
+The decoder runs all T classes in one call of the ``decoder`` graph when T is at most the class
+chunk, and otherwise as its step graphs over chunks of classes (``ChunkedDecoder``), so that
+its memory stays bounded for vocabularies of any size.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 
 from .backends import Backend, create_backend
 from .cache import ModelIdentity, TextEmbeddingCache, default_cache_dir
+from .chunked_decoder import ChunkedDecoder
 from .contract import CLASS_EMBEDDINGS, DECODER, IMAGE, IMAGE_ENCODER, LOGITS, TEXT_ENCODER
 from .errors import InputError
 from .image_io import load_image
@@ -51,7 +55,8 @@ class Segmenter:
     ``backend``: "ort-cpu", "ort-cuda", "ort-trt" or "trt". ``cache_dir``: where text embeddings
     persist (default ``~/.cache/escnet/text-embeddings``); ``disk_cache=False`` keeps them in
     memory only. ``batch_size``: views per image-encoder/decoder call (the decoder's memory grows
-    with it: about 5 GB per view for vit-b16 at 150 classes on ONNX Runtime CPU).
+    with it). ``class_chunk``: classes per decoder call (default: the manifest's); vocabularies
+    larger than it run the decoder's step graphs chunk by chunk, with the same result.
     """
 
     def __init__(
@@ -62,6 +67,7 @@ class Segmenter:
         disk_cache: bool = True,
         batch_size: int = 1,
         verify: bool = True,
+        class_chunk: int | None = None,
         **backend_options: Any,
     ) -> None:
         self.folder = Path(artifacts)
@@ -69,6 +75,16 @@ class Segmenter:
         if batch_size < 1:
             raise InputError(f"batch_size is {batch_size}; expected at least 1")
         self.batch_size = batch_size
+        steps = self.manifest.decoder_steps
+        if class_chunk is not None and class_chunk < 1:
+            raise InputError(f"class_chunk is {class_chunk}; expected at least 1")
+        if class_chunk is not None and not steps:
+            raise InputError(
+                f"{self.folder}: these artifacts have no decoder step graphs, so classes cannot be chunked; "
+                "export them again with this version of escnet-export"
+            )
+        # None: every vocabulary runs the all-classes decoder graph.
+        self.class_chunk: int | None = (class_chunk or self.manifest.class_chunk) if steps else None
         self.backend: Backend = create_backend(backend, self.folder, self.manifest, **backend_options)
         spec = self.manifest.tokenizer
         self.tokenizer = ClipTokenizer.from_spec(self.folder, spec, verify=False)  # verified with the manifest
@@ -83,9 +99,14 @@ class Segmenter:
         directory = (Path(cache_dir) if cache_dir else default_cache_dir()) if disk_cache else None
         self.cache = TextEmbeddingCache(directory, dim=dim)
         self.text = TextEncoder(self.backend, self.tokenizer, self.manifest.templates, identity, self.cache)
+        self._chunked = ChunkedDecoder(self.backend, steps) if self.class_chunk is not None else None
         self.class_names: tuple[str, ...] = ()
         self._embeddings: np.ndarray | None = None  # (T, P, D) float32
         self._device_embeddings: Any = None
+
+    def set_cache(self, cache: TextEmbeddingCache) -> None:
+        """Use ``cache`` for text embeddings from now on (e.g. a fresh one, to measure cold encoding)."""
+        self.cache = self.text.cache = cache
 
     @property
     def templates(self) -> tuple[str, ...]:
@@ -118,10 +139,22 @@ class Segmenter:
             features = self.backend.run(
                 IMAGE_ENCODER, {IMAGE: batch}, keep_on_device=(*self.manifest.graphs[IMAGE_ENCODER].output_names,)
             )
-            feed = {**features, CLASS_EMBEDDINGS: self._device_embeddings}
-            logits = self.backend.to_host(self.backend.run(DECODER, feed)[LOGITS])  # (b, T, 4g, 4g)
+            logits = self.decode(features)  # (b, T, 4g, 4g)
             out.extend(view_probabilities(logits[i], self.image_size) for i in range(len(batch)))
         return out
+
+    def decode(self, features: dict[str, Any], embeddings: np.ndarray | None = None) -> np.ndarray:
+        """The image encoder's outputs (host or device values) -> logits (B, T, 4g, 4g) on the host.
+
+        ``embeddings`` (T, P, D): other classes than the vocabulary's (default: the vocabulary).
+        One ``decoder`` call when T is at most ``class_chunk``, otherwise its steps over chunks.
+        """
+        emb = self.embeddings if embeddings is None else embeddings
+        if self._chunked is not None and self.class_chunk is not None and len(emb) > self.class_chunk:
+            return self._chunked(features, emb, self.class_chunk)
+        # Given embeddings go as host arrays: ``put`` may replace the vocabulary's device copy.
+        feed = {**features, CLASS_EMBEDDINGS: self._device_embeddings if embeddings is None else embeddings}
+        return self.backend.to_host(self.backend.run(DECODER, feed)[LOGITS])
 
     def _scores_single(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """Single view: every image resized to S; (T, S, S) per image."""

@@ -19,7 +19,19 @@ from onnx import TensorProto, helper
 from typer.testing import CliRunner
 
 runner = CliRunner()
-DIMS = ModelDims(image_size=128, grid=8, embed_dim=32, guidance_a=32, guidance_b=16, context_length=77, num_templates=3)
+DIMS = ModelDims(
+    image_size=128,
+    grid=8,
+    embed_dim=32,
+    guidance_a=32,
+    guidance_b=16,
+    context_length=77,
+    num_templates=3,
+    num_blocks=2,
+    state_dim=32,
+    class_heads=2,
+    prompt_points=5,
+)
 
 
 @pytest.mark.parametrize(
