@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from escnet_runtime import BackendError, ManifestError, Segmenter, TextEmbeddingCache
+from escnet_runtime import BackendError, InputError, ManifestError, Segmenter, TextEmbeddingCache
 from escnet_runtime import contract as C
 
 from .backend import BackendSpec, BackendUnavailable, BenchBackend, Cache, VocabularyRun
@@ -61,21 +61,26 @@ def unavailable_reason(name: str) -> str | None:
 
 
 class RuntimeBackend(BenchBackend):
-    """A ``Segmenter`` on one backend, opened on the artifacts folder (every session loaded up front)."""
+    """A ``Segmenter`` on one backend, opened on the artifacts folder (every session loaded up front).
 
-    def __init__(self, name: str, artifacts: Path, batch_size: int) -> None:
+    ``class_chunk``: classes per decoder call (None: the manifest's).
+    """
+
+    def __init__(self, name: str, artifacts: Path, batch_size: int, class_chunk: int | None = None) -> None:
         reason = unavailable_reason(name)
         if reason is not None:
             raise BackendUnavailable(reason)
         self._tmp = Path(tempfile.mkdtemp(prefix="escnet-bench-cache-"))
         self._cold_runs = 0
         try:
-            self.seg = Segmenter(artifacts, backend=name, cache_dir=self._tmp / "cache", batch_size=batch_size)
+            self.seg = Segmenter(
+                artifacts, backend=name, cache_dir=self._tmp / "cache", batch_size=batch_size, class_chunk=class_chunk
+            )
             # Load every session now: a provider that silently falls back is found here, and
             # session creation is part of the load time, not of the first timed figure.
             self.seg.set_vocabulary(WARM_UP_CLASSES)
             self.seg.segment(np.zeros((32, 32, 3), dtype=np.uint8))
-        except (BackendError, ManifestError) as e:
+        except (BackendError, ManifestError, InputError) as e:  # InputError: e.g. no step graphs to chunk
             self.close()
             raise BackendUnavailable(str(e)) from None
         except BaseException:

@@ -43,10 +43,14 @@ def _check_available(spec: BackendSpec) -> None:
 
 
 class TorchBackend(BenchBackend):
-    """The ESC-Net PyTorch model behind the harness's backend interface."""
+    """The ESC-Net PyTorch model behind the harness's backend interface.
 
-    def __init__(self, name: str, model: ESCNet) -> None:
+    ``class_chunk``: classes per decoder call (None: the model config's).
+    """
+
+    def __init__(self, name: str, model: ESCNet, class_chunk: int | None = None) -> None:
         self.spec = TORCH_SPECS[name]
+        self.class_chunk = model.config.class_chunk if class_chunk is None else class_chunk
         _check_available(self.spec)
         self.device = torch.device(self.spec.device)
         self.model = model if self.spec.device == "cpu" else copy.deepcopy(model).to(self.device).eval()
@@ -89,7 +93,8 @@ class TorchBackend(BenchBackend):
             return self._run(lambda: self._encode_text(staged[C.TOKEN_IDS]))
         if graph == C.DECODER:
             feats = (staged[C.DENSE], staged[C.GUIDANCE_A], staged[C.GUIDANCE_B])
-            return self._run(lambda: self._decode(*feats, staged[C.CLASS_EMBEDDINGS]))
+            text = staged[C.CLASS_EMBEDDINGS]
+            return self._run(lambda: self._decode(*feats, text, class_chunk=self.class_chunk))
         raise ValueError(f"unknown graph {graph!r}")
 
     def graph_outputs(self, graph: str, raw: Any) -> dict[str, np.ndarray]:
@@ -113,10 +118,11 @@ class TorchBackend(BenchBackend):
             raise RuntimeError("set_vocabulary first")
         staged = torch.from_numpy(images)  # uint8 stays on the CPU: pre-processing runs there
         text = self._text
-        return self._run(lambda: segment_torch(self.model, staged, text).cpu().numpy())
+        return self._run(lambda: segment_torch(self.model, staged, text, self.class_chunk).cpu().numpy())
 
     def details(self) -> dict[str, Any]:
         d: dict[str, Any] = {"torch": torch.__version__, "threads": torch.get_num_threads()}
+        d["class_chunk"] = self.class_chunk  # None: every vocabulary in one decoder call
         if self.spec.device == "cuda":
             d["gpu"] = torch.cuda.get_device_name()
         return d

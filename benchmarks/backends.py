@@ -20,8 +20,8 @@ def backend_spec(name: str) -> BackendSpec:
 def open_backend(name: str, model: ESCNet, opts: BenchOptions) -> BenchBackend:
     """Open backend ``name``; raises ``BackendUnavailable`` with the reason when it cannot run here."""
     if name in TORCH_SPECS:
-        return TorchBackend(name, model)
-    return RuntimeBackend(name, opts.artifacts, batch_size=max(opts.batch))
+        return TorchBackend(name, model, class_chunk=opts.class_chunk)
+    return RuntimeBackend(name, opts.artifacts, batch_size=max(opts.batch), class_chunk=opts.class_chunk)
 
 
 def runtime_backends_to_run(opts: BenchOptions) -> list[str]:

@@ -58,6 +58,9 @@ def bench(
     export: bool = typer.Option(True, help="Export the artifacts when the folder has no manifest."),
     seed: str = typer.Option("0", metavar="N", help="Seed of the inputs and of a randomly initialised model."),
     isolated_memory: bool = typer.Option(True, help="Also measure each CPU backend's peak RSS in a fresh process."),
+    class_chunk: str | None = typer.Option(
+        None, metavar="N", help="Classes per decoder call, every backend (default: the manifest's / the model's)."
+    ),
 ) -> None:
     try:
         opts = build_options(
@@ -73,6 +76,7 @@ def bench(
             export,
             _int(seed, "--seed"),
             isolated_memory,
+            None if class_chunk is None else _int(class_chunk, "--class-chunk"),
         )
     except OptionError as e:
         raise _fail(str(e)) from None

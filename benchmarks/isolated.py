@@ -34,6 +34,7 @@ class IsolatedRequest:
     batch_size: int
     points: list[tuple[int, int]]
     names: dict[str, list[str]]  # str(classes) -> names
+    class_chunk: int | None = None  # classes per decoder call (None: the manifest's / the model config's)
 
 
 @dataclass(frozen=True)
@@ -83,12 +84,19 @@ def _load(request: IsolatedRequest) -> tuple[Any, Any]:
 
         def segment(images: Any) -> Any:
             with torch.inference_mode():
-                return segment_torch(model, torch.from_numpy(images), state["text"]).numpy()
+                chunk = -1 if request.class_chunk is None else request.class_chunk
+                return segment_torch(model, torch.from_numpy(images), state["text"], chunk).numpy()
 
         return set_vocabulary, segment
     from escnet_runtime import Segmenter
 
-    seg = Segmenter(request.artifacts, backend=request.backend, disk_cache=False, batch_size=request.batch_size)
+    seg = Segmenter(
+        request.artifacts,
+        backend=request.backend,
+        disk_cache=False,
+        batch_size=request.batch_size,
+        class_chunk=request.class_chunk,
+    )
     return seg.set_vocabulary, seg.segment
 
 

@@ -63,6 +63,7 @@ class BenchOptions:
     isolated_memory: bool = True  # also measure each CPU backend's peak RSS in a fresh process
     seed: int = 0
     predict_classes: int = PREDICT_CLASSES
+    class_chunk: int | None = None  # classes per decoder call; None: each backend's default (manifest / config)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -119,6 +120,7 @@ def build_options(
     export_missing: bool = True,
     seed: int = 0,
     isolated_memory: bool = True,
+    class_chunk: int | None = None,
 ) -> BenchOptions:
     """Check every value; raise :class:`OptionError` with one line on the first bad one."""
     if preset not in PRESETS:
@@ -127,6 +129,8 @@ def build_options(
         raise OptionError(f"--iters {iters}: expected at least 1 timed run, or 'auto'")
     if warmup < 0:
         raise OptionError(f"--warmup {warmup}: expected 0 or more warm-up runs")
+    if class_chunk is not None and class_chunk < 1:
+        raise OptionError(f"--class-chunk {class_chunk}: expected at least 1")
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise OptionError(f"--checkpoint {checkpoint}: no such file")
     out_path = Path(out)
@@ -145,4 +149,5 @@ def build_options(
         export_missing=export_missing,
         isolated_memory=isolated_memory,
         seed=seed,
+        class_chunk=class_chunk,
     )

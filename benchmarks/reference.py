@@ -49,11 +49,14 @@ def labels_from_logits(logits: torch.Tensor, out_hw: tuple[int, int]) -> torch.T
 
 
 @torch.no_grad()
-def segment_torch(model: ESCNet, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+def segment_torch(
+    model: ESCNet, images: torch.Tensor, text: torch.Tensor, class_chunk: int | None = -1
+) -> torch.Tensor:
     """The reference pipeline, batched: (B, H, W, 3) uint8 on the CPU and text (T, P, D) on the
-    model's device -> labels (B, H, W). Pre-processing runs on the CPU, as in the runtime."""
+    model's device -> labels (B, H, W). Pre-processing runs on the CPU, as in the runtime.
+    ``class_chunk``: classes per decoder call, as ``ESCNet.decode`` takes it (-1: the config's)."""
     pixels = preprocess_batch(model, images).to(text.device)
-    logits = model.decode(*model.encode_image(pixels), text)
+    logits = model.decode(*model.encode_image(pixels), text, class_chunk=class_chunk)
     return labels_from_logits(logits, tuple(images.shape[1:3]))
 
 

@@ -63,12 +63,30 @@ def _header(data: dict[str, Any]) -> list[str]:
     ]
 
 
+def _class_chunk(backend: dict[str, Any]) -> str:
+    """Classes per decoder call as the backend ran it: a number, "all" (one call), "-" (not opened)."""
+    details = backend.get("details") or {}
+    if "class_chunk" not in details:
+        return "-"
+    return "all" if details["class_chunk"] is None else str(details["class_chunk"])
+
+
 def _backends(data: dict[str, Any]) -> list[str]:
     rows = [
-        (b["name"], b["status"], b["device"], b["precision"], _fmt(b.get("load_s"), 2), b.get("reason") or "")
+        (
+            b["name"],
+            b["status"],
+            b["device"],
+            b["precision"],
+            _class_chunk(b),
+            _fmt(b.get("load_s"), 2),
+            b.get("reason") or "",
+        )
         for b in data["backends"]
     ]
-    return ["## Backends", ""] + _table(["backend", "status", "device", "precision", "load s", "reason"], rows) + [""]
+    header = ["backend", "status", "device", "precision", "class chunk", "load s", "reason"]
+    note = "class chunk: classes per decoder call (larger vocabularies run chunk by chunk; all: one call)."
+    return ["## Backends", "", note, ""] + _table(header, rows) + [""]
 
 
 def _end_to_end(data: dict[str, Any]) -> list[str]:

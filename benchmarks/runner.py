@@ -195,6 +195,7 @@ def _isolated_memory(ctx: _Context, record: BackendRecord, points: list[tuple[in
         batch_size=max(ctx.opts.batch),
         points=points,
         names={str(t): class_names(t) for t in {t for t, _ in points}},
+        class_chunk=ctx.opts.class_chunk,
     )
     result = measure_isolated(request)
     record.details["fresh_process"] = {k: v for k, v in asdict(result).items() if k != "peaks_mib"}

@@ -27,6 +27,8 @@ def _run(args: list[str]):
         (["--batch", "1,,2"], "--batch '1,,2': expected a comma-separated list"),
         (["--batch", "-1"], "--batch"),
         (["--preset", "vit-h99"], "unknown preset 'vit-h99'"),
+        (["--class-chunk", "0"], "--class-chunk 0: expected at least 1"),
+        (["--class-chunk", "two"], "--class-chunk 'two': expected an integer"),
     ],
 )
 def test_bad_arguments_are_one_line_exit_2(args, message, tmp_path):

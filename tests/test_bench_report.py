@@ -77,3 +77,14 @@ def test_two_point_fits_carry_a_warning():
     data["fits"] = [fit | {"points": 2}]
     text = markdown_summary(data)
     assert "two points have no r²" in text and "| torch | end_to_end | median_ms | 1 |" in text
+
+
+def test_backend_table_shows_each_class_chunk():
+    data = copy.deepcopy(DATA)
+    data["backends"][0]["details"] = {"class_chunk": 64}
+    data["backends"][1]["details"] = {"class_chunk": None}
+    lines = markdown_summary(data).splitlines()
+    assert "class chunk" in lines[lines.index("## Backends") + 4]  # note, blank line, then the header
+    assert any(line.startswith("| torch | ok | cpu | fp32 | 64 |") for line in lines)
+    assert any(line.startswith("| ort-cpu | ok | cpu | fp32 | all |") for line in lines)
+    assert any(line.startswith("| torch-cuda | ok | cuda | fp32 | - |") for line in lines)  # no details

@@ -98,6 +98,30 @@ def test_runtime_process_footprint_has_no_torch(runtime_run):
         assert 0 < peak[("ort-cpu", classes)] < peak[("torch", classes)]  # no torch in the runtime's process
 
 
+def test_class_chunk_runs_every_backend_in_chunks(runtime_run, tmp_path):
+    """--class-chunk 2 with 5 classes: torch and ort-cpu decode in three chunks, with the reference's results."""
+    root, _ = runtime_run
+    args = ["--preset", "tiny", "--backends", "torch,ort-cpu", "--classes", "5", "--iters", "1", "--warmup", "0"]
+    args += ["--class-chunk", "2", "--artifacts", str(root / "artifacts"), "--out", str(tmp_path / "out")]
+    result = runner.invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "out" / "results.json").read_text())
+    validate_result(data)
+    assert data["options"]["class_chunk"] == 2
+    by = {b["name"]: b for b in data["backends"]}
+    for name in ("torch", "ort-cpu"):
+        assert by[name]["status"] == "ok", by[name]
+        assert by[name]["details"]["class_chunk"] == 2
+        assert by[name]["details"]["fresh_process"]["error"] is None  # the fresh process chunks too
+    assert "| torch | ok | cpu | fp32 | 2 |" in result.stdout
+    rows = [p for p in data["parity"] if p["classes"] == 5]
+    assert {(p["backend"], p["graph"]) for p in rows} >= {("torch", "decoder"), ("ort-cpu", "decoder")}
+    for p in rows:  # chunks change the logits by rounding only
+        assert p["passed"] and p["max_abs"] <= 1e-4 and p["cosine"] >= 0.9999, p
+    for t in data["task_parity"]:
+        assert t["agreement"] >= 0.999 and t["miou"] >= 0.99, t
+
+
 def test_plain_random_init_export_is_matched_by_its_seed(tmp_path):
     """`escnet-export onnx` without weights records its seed; the benchmark rebuilds that model."""
     from escnet_export.cli import app as export_app

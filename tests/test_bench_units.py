@@ -124,9 +124,39 @@ def test_build_options_rejects_bad_values(tmp_path):
         ({"warmup": -1}, "--warmup"),
         ({"preset": "vit-x"}, "unknown preset"),
         ({"checkpoint": str(tmp_path / "none.safetensors")}, "no such file"),
+        ({"class_chunk": 0}, "--class-chunk 0: expected at least 1"),
     ]:
         with pytest.raises(OptionError, match=message):
             build_options(**{**ok, **change})
+
+
+def test_class_chunk_option_round_trips_through_json():
+    import json
+
+    import jsonschema
+
+    ok = dict(preset="tiny", backends="torch", classes="5", batch="1", iters=1, warmup=0, artifacts="a", out="o")
+    assert build_options(**ok).to_dict()["class_chunk"] is None  # each backend's default
+    saved = json.loads(json.dumps(build_options(**ok, class_chunk=3).to_dict()))
+    assert saved["class_chunk"] == 3
+    options = load_schema()["properties"]["options"]
+    jsonschema.validate(saved, options)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**saved, "class_chunk": 0}, options)
+
+
+def test_runtime_backend_without_step_graphs_is_unavailable(monkeypatch, tmp_path):
+    """Segmenter refuses a class chunk on artifacts without step graphs: a reason, not a crash."""
+    from escnet_bench import backend_runtime
+    from escnet_bench.backend import BackendUnavailable
+    from escnet_runtime import InputError
+
+    def refuse(*args, **kwargs):
+        raise InputError("these artifacts have no decoder step graphs, so classes cannot be chunked")
+
+    monkeypatch.setattr(backend_runtime, "Segmenter", refuse)
+    with pytest.raises(BackendUnavailable, match="no decoder step graphs"):
+        backend_runtime.RuntimeBackend("ort-cpu", tmp_path, batch_size=1, class_chunk=2)
 
 
 def test_schema_is_valid_and_rejects_bad_documents():
