@@ -89,9 +89,13 @@ def trt(
     out: Annotated[Path | None, typer.Option(help="engine folder (default: ONNX_DIR/trt)")] = None,
     fp16: Annotated[bool, typer.Option(help="fp16 engines; overflow-prone layers pinned to fp32")] = False,
     batch: Annotated[str, typer.Option(help="images per call, MIN:OPT:MAX")] = "1:1:4",
-    classes: Annotated[str, typer.Option(help="classes per call (and texts = classes x templates), MIN:OPT:MAX")] = (
-        "1:150:1024"
-    ),
+    classes: Annotated[
+        str | None,
+        typer.Option(
+            help="classes per decoder call, MIN:OPT:MAX (default 1:C:C, C = the manifest's class chunk: "
+            "the runtime sends no more classes per call)"
+        ),
+    ] = None,
     texts: Annotated[
         str | None, typer.Option(help="texts per text-encoder call, MIN:OPT:MAX (default 1:classes x templates:256)")
     ] = None,

@@ -51,20 +51,21 @@ class TrtOptions:
         out: Path | None,
         fp16: bool,
         batch: str,
-        classes: str,
+        classes: str | None,
         timing_cache: Path | None,
         workspace_gib: float,
         texts: str | None = None,
     ) -> TrtOptions:
         """Validate everything that can be validated without TensorRT (one-line ExportErrors)."""
         b = AxisRange.parse(batch, "batch")
-        c = AxisRange.parse(classes, "classes")
+        c = AxisRange.parse(classes, "classes") if classes else None
         if not 0 < workspace_gib <= 1024:
             raise ExportError(f"--workspace {workspace_gib}: expected a size in GiB between 0 and 1024")
         try:
             manifest = load_manifest(onnx_dir)
         except ManifestError as e:
             raise ExportError(str(e)) from None
+        c = c or default_classes(manifest)
         p = len(manifest.templates)
         n = AxisRange.parse(texts, "texts") if texts else default_texts(c, p, TEXT_BATCH)
         if timing_cache is not None and timing_cache.exists() and not timing_cache.is_file():
@@ -74,6 +75,13 @@ class TrtOptions:
     def profiles(self) -> dict[str, list[InputProfile]]:
         ranges = axis_ranges(self.batch, self.classes, self.texts)
         return {name: input_profiles(spec, ranges) for name, spec in self.manifest.graphs.items()}
+
+
+def default_classes(manifest: Manifest) -> AxisRange:
+    """Classes per decoder call: up to the runtime's class chunk (larger vocabularies run the
+    decoder's step graphs chunk by chunk), or 1:150:1024 for artifacts without step graphs."""
+    chunk = manifest.class_chunk if manifest.decoder_steps else None
+    return AxisRange(1, chunk, chunk) if chunk else AxisRange(1, 150, 1024)
 
 
 @dataclass

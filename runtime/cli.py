@@ -114,6 +114,7 @@ def run(
     precompute: bool,
     max_pixels: int,
     batch_size: int,
+    class_chunk: int | None = None,
 ) -> int:
     """The command's work; raises InputError / ManifestError / BackendError for user mistakes."""
     from .segmenter import Segmenter  # after argument checks: onnxruntime loads here
@@ -122,7 +123,14 @@ def run(
     if not images and not precompute:
         raise InputError("no images given (or use --precompute to only fill the text-embedding cache)")
     outputs = preflight(images, out, max_pixels)
-    seg = Segmenter(artifacts, backend=backend, cache_dir=cache_dir, disk_cache=disk_cache, batch_size=batch_size)
+    seg = Segmenter(
+        artifacts,
+        backend=backend,
+        cache_dir=cache_dir,
+        disk_cache=disk_cache,
+        batch_size=batch_size,
+        class_chunk=class_chunk,
+    )
     if images:
         make_out_dir(out)
     with _progress() as bar:
@@ -165,6 +173,10 @@ def segment(
     precompute: Annotated[bool, typer.Option(help="only encode the classes into the cache")] = False,
     max_pixels: Annotated[int, typer.Option(help="refuse larger images")] = DEFAULT_MAX_PIXELS,
     batch_size: Annotated[int, typer.Option(help="views per encoder/decoder call (memory grows with it)")] = 1,
+    class_chunk: Annotated[
+        int | None,
+        typer.Option(help="classes per decoder call; larger vocabularies run in chunks (default: the manifest's)"),
+    ] = None,
 ) -> None:
     """Segment IMAGES with the given classes; writes label and overlay PNGs and a JSON per image."""
     with warnings.catch_warnings(record=True) as caught:
@@ -173,13 +185,13 @@ def segment(
         try:
             code = run(
                 list(images or []), artifacts, classes, classes_file, out, backend, sliding_window,
-                cache_dir, disk_cache, precompute, max_pixels, batch_size,
+                cache_dir, disk_cache, precompute, max_pixels, batch_size, class_chunk,
             )  # fmt: skip
         except (InputError, ManifestError, BackendError) as e:
             _say("error", str(e))
             code = EXIT_USER_ERROR
         except MemoryError:
-            _say("error", "out of memory (fewer classes, a smaller image or a smaller --batch-size)")
+            _say("error", "out of memory (a smaller --class-chunk or --batch-size, or a smaller image)")
             code = EXIT_USER_ERROR
         except Exception as e:  # a bug: still one line, and a distinct exit code
             _say("internal error", f"{type(e).__name__}: {e}")

@@ -160,6 +160,13 @@ def test_unknown_preset(tmp_path: Path) -> None:
     assert not out.exists()
 
 
+def test_bad_class_chunk(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["onnx", "--preset", "tiny", "--class-chunk", "0", "--out", str(out)])
+    assert_one_line_error(result, "--class-chunk 0: expected at least 1")
+    assert not out.exists()
+
+
 def test_corrupt_checkpoint(tmp_path: Path) -> None:
     ckpt = tmp_path / "bad.safetensors"
     ckpt.write_bytes(b"\x00\x01 not a checkpoint")
@@ -204,7 +211,8 @@ def test_check_says_the_export_is_ready_and_reports_fp16(export_dir: Path) -> No
 
     report = run_check(export_dir)
     assert report.ready, [f.message for g in report.graphs for f in g.errors]
-    assert [g.name for g in report.graphs] == [IMAGE_ENCODER, TEXT_ENCODER, DECODER]
+    steps = list(load_manifest(export_dir).decoder_steps)
+    assert [g.name for g in report.graphs] == [IMAGE_ENCODER, TEXT_ENCODER, DECODER, *steps]  # every graph
     by_graph = {r.graph: r for r in report.fp16}
     assert set(by_graph) == {IMAGE_ENCODER, TEXT_ENCODER, DECODER}
     assert by_graph[DECODER].pinned_by_rule.get("LayerNormalization", 0) > 0
@@ -225,3 +233,11 @@ def test_trt_options_profiles_from_an_export(export_dir: Path) -> None:
     assert tokens.opt == (20, 77) and tokens.max == (256, 77)  # 20 classes x 1 template; capped at 256 texts
     dec = {p.name: p for p in profiles[DECODER]}
     assert dec["class_embeddings"].max == (300, 1, 32) and dec["dense_features"].min == (1, 32, 8, 8)
+    # Every decoder step gets a profile too; by default classes per call go up to the class chunk.
+    manifest = load_manifest(export_dir)
+    assert set(profiles) == set(manifest.graphs) and set(manifest.decoder_steps) < set(profiles)
+    default = TrtOptions.parse(export_dir, None, False, "1:1:1", None, None, 2.0)
+    chunk = manifest.class_chunk
+    assert (default.classes.min, default.classes.opt, default.classes.max) == (1, chunk, chunk)
+    block = {p.name: p for p in default.profiles()["decoder_block_1"]}
+    assert block["class_state"].max == (1, chunk, 32, 8, 8) and block["attention_kv"].opt == (1, 64, 2, 16, 16)

@@ -60,3 +60,26 @@ def test_same_input_same_prompts_and_batch_independent():
     assert torch.equal(p1, p2) and torch.equal(m1, m2)
     p3, _ = gen(prob[2:3])
     assert torch.equal(p3[0], p1[2])
+
+
+def test_rounding_noise_does_not_move_the_points():
+    """A saturated class: many pixels at 1.0 or one ulp below. Float rounding of another backend
+    (or of chunked classes) flips which of them is largest; the points must not move."""
+    h = w = 24
+    gen = PseudoPromptGenerator(PromptConfig())
+    g = torch.Generator().manual_seed(0)
+    blob = _blob(h, w, 12, 9, 6)
+    below_one = torch.nextafter(torch.tensor(1.0), torch.tensor(0.0))
+    prob = torch.where(torch.rand(h, w, generator=g) < 0.5, torch.tensor(1.0), below_one) * blob
+    prob = (prob + 0.2 * torch.rand(h, w, generator=g) * (1 - blob))[None]  # (1, h, w)
+    flipped = torch.where(prob == 1.0, below_one, torch.where(prob == below_one, torch.tensor(1.0), prob))
+    points, _ = gen(prob)
+    points_flipped, _ = gen(flipped)
+    torch.testing.assert_close(points, points_flipped, rtol=0, atol=0)
+    # Rounding to steps of 1/rank_levels still prefers a clearly more probable pixel.
+    peaked = prob.clone()
+    peaked[0, blob.bool()] = torch.minimum(peaked[0, blob.bool()], torch.tensor(0.9))
+    peaked[0, 15, 6] = 1.0
+    best, _ = PseudoPromptGenerator(PromptConfig(num_regions=1))(peaked)
+    row, col = _to_grid(best[0], h, w)
+    assert (int(row[0]), int(col[0])) == (15, 6)

@@ -174,6 +174,18 @@ def test_bad_artifacts_and_backends(artifacts, tmp_path):
     _assert_user_error(result, out, "CUDAExecutionProvider")
     result, out = _invoke(artifacts, tmp_path, image, "--classes", "cat", "--backend", "magic")
     _assert_user_error(result, out, "unknown backend")
+    result, out = _invoke(artifacts, tmp_path, image, "--classes", "cat", "--class-chunk", "0")
+    _assert_user_error(result, out, "class_chunk is 0")
+
+
+def test_class_chunk_option_gives_the_same_labels(artifacts, tmp_path):
+    image = str(_rgb(tmp_path / "a.png", (48, 64)))
+    classes = "cat,grass,sky,tree,road,person,car"
+    whole, out_whole = _invoke(artifacts, tmp_path / "whole", image, "--classes", classes)
+    chunked, out_chunked = _invoke(artifacts, tmp_path / "chunked", image, "--classes", classes, "--class-chunk", "2")
+    assert whole.exit_code == 0 and chunked.exit_code == 0, chunked.stderr
+    a, b = (np.asarray(Image.open(o / "a.labels.png")) for o in (out_whole, out_chunked))
+    assert a.shape == (48, 64) and (a == b).mean() >= 0.999
 
 
 def test_unwritable_output_folder(artifacts, tmp_path):
