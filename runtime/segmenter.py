@@ -25,13 +25,14 @@ from .contract import CLASS_EMBEDDINGS, DECODER, IMAGE, IMAGE_ENCODER, LOGITS, T
 from .errors import InputError
 from .image_io import load_image
 from .manifest import Manifest, load_manifest
-from .postprocess import upsample_and_label, view_probabilities
+from .postprocess import label_classes, view_probabilities
 from .preprocess import check_image, view
 from .sliding import FoldAccumulator, WindowGrid, sliding_views
 from .text_encoder import TextEncoder
 from .tokenizer import ClipTokenizer
 
 ImageLike = np.ndarray | str | Path
+ScoresFor = Callable[[int, int], np.ndarray]  # (start, end) -> scores of those classes (end - start, h, w)
 
 
 @dataclass(frozen=True)
@@ -130,8 +131,8 @@ class Segmenter:
             raise InputError("no vocabulary; call set_vocabulary(names) first")
         return self._embeddings
 
-    def _probabilities(self, views: np.ndarray) -> list[np.ndarray]:
-        """views (V, 3, S, S) -> per view probabilities (T, S, S), V split into batches."""
+    def _view_logits(self, views: np.ndarray) -> list[np.ndarray]:
+        """views (V, 3, S, S) -> per view logits (T, 4g, 4g), V split into batches."""
         self.embeddings  # noqa: B018 (raises without a vocabulary)
         out: list[np.ndarray] = []
         for start in range(0, len(views), self.batch_size):
@@ -140,7 +141,7 @@ class Segmenter:
                 IMAGE_ENCODER, {IMAGE: batch}, keep_on_device=(*self.manifest.graphs[IMAGE_ENCODER].output_names,)
             )
             logits = self.decode(features)  # (b, T, 4g, 4g)
-            out.extend(view_probabilities(logits[i], self.image_size) for i in range(len(batch)))
+            out.extend(logits[i] for i in range(len(batch)))
         return out
 
     def decode(self, features: dict[str, Any], embeddings: np.ndarray | None = None) -> np.ndarray:
@@ -156,28 +157,28 @@ class Segmenter:
         feed = {**features, CLASS_EMBEDDINGS: self._device_embeddings if embeddings is None else embeddings}
         return self.backend.to_host(self.backend.run(DECODER, feed)[LOGITS])
 
-    def _scores_single(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        """Single view: every image resized to S; (T, S, S) per image."""
+    def _scores_single(self, images: list[np.ndarray]) -> list[ScoresFor]:
+        """Single view: every image resized to S; per image, scores (Tc, S, S) of classes [start, end)."""
         views = np.stack([view(img, self.image_size, self.manifest.preprocess) for img in images])
-        return self._probabilities(views)
+        size = self.image_size
+        return [
+            lambda s, e, logits=logits: view_probabilities(logits[s:e], size) for logits in self._view_logits(views)
+        ]
 
-    def _scores_sliding(self, image: np.ndarray) -> np.ndarray:
-        """Sliding window: (T, BIG, BIG) for one image."""
+    def _scores_sliding(self, image: np.ndarray) -> ScoresFor:
+        """Sliding window, one image: scores (Tc, BIG, BIG) of classes [start, end)."""
         grid = WindowGrid.for_size(self.image_size)
-        views = sliding_views(image, self.manifest.preprocess, grid)  # (L + 1, 3, S, S)
-        n = len(grid.corners)
-        acc = FoldAccumulator(grid, len(self.class_names))
-        order = [n, *range(n - 1, -1, -1)]  # global view, then windows last-to-first (F.fold's order)
-        global_probs = None
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            for i, probs in zip(idx, self._probabilities(views[idx]), strict=True):
-                if i == n:
-                    global_probs = probs
-                else:
-                    acc.add(i, probs)
-        assert global_probs is not None
-        return acc.finish(global_probs)
+        views = sliding_views(image, self.manifest.preprocess, grid)  # (L + 1, 3, S, S): windows, global
+        *windows, global_view = self._view_logits(views)  # each (T, 4g, 4g)
+        size = self.image_size
+
+        def scores(start: int, end: int) -> np.ndarray:
+            acc = FoldAccumulator(grid, end - start)
+            for i in range(len(windows) - 1, -1, -1):  # last-to-first: F.fold's order
+                acc.add(i, view_probabilities(windows[i][start:end], size))
+            return acc.finish(view_probabilities(global_view[start:end], size))
+
+        return scores
 
     def segment(
         self,
@@ -203,8 +204,8 @@ class Segmenter:
                 scores = [self._scores_sliding(img) for img in chunk]
             else:
                 scores = self._scores_single(chunk)
-            for img, s in zip(chunk, scores, strict=True):
-                up = upsample_and_label(s, img.shape[:2], keep_scores=return_scores)
+            for img, scores_for in zip(chunk, scores, strict=True):
+                up = label_classes(scores_for, len(self.class_names), img.shape[:2], keep_scores=return_scores)
                 results.append(SegmentResult(up.labels, self.class_names, up.scores))
         return results[0] if single else results
 

@@ -94,3 +94,23 @@ def test_sigmoid_matches_torch_and_saturates():
     x = np.concatenate([np.random.default_rng(6).standard_normal(10000) * 8, [-1e4, 1e4]]).astype(np.float32)
     np.testing.assert_allclose(sigmoid(x), torch.from_numpy(x).sigmoid().numpy(), rtol=1e-6, atol=1e-7)
     assert np.isfinite(sigmoid(x)).all()
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64])
+def test_labels_over_class_chunks_equal_all_classes_at_once(chunk):
+    """label_classes merges per-chunk arg-maxes like one arg-max over all classes (torch's rules:
+    first maximum wins ties, a NaN wins), and returns bit-identical scores."""
+    rng = np.random.default_rng(chunk)
+    scores = rng.random((20, 9, 11), dtype=np.float32)
+    scores[5] = scores[12]  # exact ties between classes in different chunks
+    scores[17, 2, 3] = np.nan  # a NaN wins its pixel ...
+    scores[19, 2, 3] = np.nan  # ... the first NaN
+    scores[:, 4, 4] = 0.25  # every class tied: class 0
+    out = (23, 31)
+    whole = upsample_and_label(scores, out, keep_scores=True)
+    parts = postprocess.label_classes(lambda s, e: scores[s:e], 20, out, keep_scores=True, chunk=chunk)
+    np.testing.assert_array_equal(parts.labels, whole.labels)
+    np.testing.assert_array_equal(parts.scores, whole.scores)
+    ref = torch.from_numpy(whole.scores).argmax(0).numpy()
+    np.testing.assert_array_equal(parts.labels, ref)
+    assert parts.labels.dtype == np.int32
