@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from escnet_runtime.contract import DEFAULT_CLASS_CHUNK
 from rich.console import Console
 
 from .errors import EXIT_PARITY_FAILED, EXIT_USER_ERROR, ExportError
@@ -40,9 +41,8 @@ def onnx(
     out: Annotated[Path, typer.Option(help="artifacts folder")] = Path("artifacts"),
     opset: Annotated[int, typer.Option(help="ONNX opset (18..20)")] = 18,
     class_chunk: Annotated[
-        int | None,
-        typer.Option(help="classes per decoder call the runtime uses for larger vocabularies (default: the preset's)"),
-    ] = None,
+        int, typer.Option(help="classes per decoder call the runtime uses for larger vocabularies")
+    ] = DEFAULT_CLASS_CHUNK,
     simplify: Annotated[bool, typer.Option(help="simplify the graphs with onnxslim when installed")] = True,
 ) -> None:
     """Write image_encoder.onnx, text_encoder.onnx, decoder.onnx, the decoder's step graphs, the vocabulary

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from escnet_runtime.contract import MANIFEST_FILE, VOCAB_FILE, decoder_stage_names, graph_specs
+from escnet_runtime.contract import DEFAULT_CLASS_CHUNK, MANIFEST_FILE, VOCAB_FILE, decoder_stage_names, graph_specs
 from escnet_runtime.manifest import Manifest, write_manifest
 
 from .errors import ExportError
@@ -31,7 +31,6 @@ from .wrappers import graph_modules, model_dims, sample_inputs
 
 DEFAULT_OPSET = 18  # the dynamo exporter's minimum; TensorRT 10's ONNX parser reads opsets 9-20
 MIN_OPSET, MAX_OPSET = 18, 20
-DEFAULT_CLASS_CHUNK = 64  # when the model's config runs all classes at once (class_chunk None)
 
 Step = Callable[[str], None]  # reports the start of a named step (progress bar)
 
@@ -51,7 +50,7 @@ class ExportOptions:
     parity_batch: int = 3  # ... and different sizes for the parity check, so a baked-in size fails
     parity_classes: int = 5
     external_threshold: int = PROTOBUF_LIMIT  # parameter bytes from which a graph uses external data
-    class_chunk: int | None = None  # classes per decoder-step call the manifest recommends (None: the config's)
+    class_chunk: int = DEFAULT_CLASS_CHUNK  # classes per decoder call the manifest recommends to the runtime
 
 
 @dataclass
@@ -77,7 +76,7 @@ def validate_options(opts: ExportOptions) -> None:
             f"--opset {opts.opset}: expected {MIN_OPSET}..{MAX_OPSET} "
             "(the dynamo exporter's minimum to TensorRT's ONNX parser maximum)"
         )
-    if opts.class_chunk is not None and opts.class_chunk < 1:
+    if opts.class_chunk < 1:
         raise ExportError(f"--class-chunk {opts.class_chunk}: expected at least 1")
     if opts.checkpoint is not None and (opts.clip_weights or opts.sam_weights):
         raise ExportError("--checkpoint already holds every weight; do not combine it with --clip/--sam-weights")
@@ -159,7 +158,7 @@ def run_export(opts: ExportOptions, step: Step = lambda _name: None) -> ExportRe
             source_weight_hashes(opts.checkpoint, opts.clip_weights, opts.sam_weights, opts.seed),
             extra=export_extra(graphs, parity, opts),
             decoder_steps=steps,
-            class_chunk=opts.class_chunk or model.config.class_chunk or DEFAULT_CLASS_CHUNK,
+            class_chunk=opts.class_chunk,
         )
         publish(staging, opts.out, files, manifest)
     return ExportResult(opts.out, manifest, graphs, parity, time.perf_counter() - start, True, timings)

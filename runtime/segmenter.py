@@ -21,7 +21,7 @@ import numpy as np
 from .backends import Backend, create_backend
 from .cache import ModelIdentity, TextEmbeddingCache, default_cache_dir
 from .chunked_decoder import ChunkedDecoder
-from .contract import CLASS_EMBEDDINGS, DECODER, IMAGE, IMAGE_ENCODER, LOGITS, TEXT_ENCODER
+from .contract import CLASS_EMBEDDINGS, DECODER, DEFAULT_CLASS_CHUNK, IMAGE, IMAGE_ENCODER, LOGITS, TEXT_ENCODER
 from .errors import InputError
 from .image_io import load_image
 from .manifest import Manifest, load_manifest
@@ -85,7 +85,8 @@ class Segmenter:
                 "export them again with this version of escnet-export"
             )
         # None: every vocabulary runs the all-classes decoder graph.
-        self.class_chunk: int | None = (class_chunk or self.manifest.class_chunk) if steps else None
+        chunk = class_chunk or self.manifest.class_chunk or DEFAULT_CLASS_CHUNK
+        self.class_chunk: int | None = chunk if steps else None
         self.backend: Backend = create_backend(backend, self.folder, self.manifest, **backend_options)
         spec = self.manifest.tokenizer
         self.tokenizer = ClipTokenizer.from_spec(self.folder, spec, verify=False)  # verified with the manifest

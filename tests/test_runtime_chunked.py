@@ -10,7 +10,14 @@ import pytest
 import torch
 from escnet_runtime import InputError, ManifestError, Segmenter, load_manifest
 from escnet_runtime.chunked_decoder import ChunkedDecoder, class_spans
-from escnet_runtime.contract import DECODER, DECODER_OPEN, DECODER_SCORES, IMAGE_ENCODER, decoder_stage_names
+from escnet_runtime.contract import (
+    DECODER,
+    DECODER_OPEN,
+    DECODER_SCORES,
+    DEFAULT_CLASS_CHUNK,
+    IMAGE_ENCODER,
+    decoder_stage_names,
+)
 from test_runtime_artifacts import tiny_artifacts
 
 from escnet import load_checkpoint
@@ -48,7 +55,7 @@ def test_manifest_lists_the_steps(pair):
     manifest = load_manifest(folder)
     assert manifest.decoder_steps == decoder_stage_names(model.config.num_blocks)
     assert manifest.decoder_steps == ("decoder_scores", "decoder_open", "decoder_block_1", "decoder_close")
-    assert manifest.class_chunk == model.config.class_chunk
+    assert manifest.class_chunk == DEFAULT_CLASS_CHUNK
 
 
 @pytest.mark.parametrize("chunk", [1, 4])
