@@ -45,10 +45,18 @@ def _busy_warning(env: dict[str, Any]) -> list[str]:
     ]
 
 
+def _libraries(peak: dict[str, Any]) -> str:
+    """' (torch 199, onnxruntime 397; ...)': each library's own figure, when more than one was measured."""
+    by = peak.get("by_library") or {}
+    return f" ({', '.join(f'{k} {v:.0f}' for k, v in by.items())}; the best is the ceiling)" if len(by) > 1 else ""
+
+
 def _header(data: dict[str, Any]) -> list[str]:
     opts, env = data["options"], data["environment"]
     gpu = env.get("gpu")
-    peaks = ", ".join(f"{p['device']} {p['dtype']} {p['gflops_per_s']:.0f} GFLOP/s" for p in data["peaks"])
+    peaks = ", ".join(
+        f"{p['device']} {p['dtype']} {p['gflops_per_s']:.0f} GFLOP/s{_libraries(p)}" for p in data["peaks"]
+    )
     return [
         f"# escnet-bench: {opts['preset']}",
         "",

@@ -17,7 +17,7 @@ from .parity import TaskParity, TensorParity
 from .scaling import LinearFit
 from .stats import TimingStats
 
-SCHEMA_VERSION = "1.1.0"  # 1.1: options.class_chunk
+SCHEMA_VERSION = "1.2.0"  # 1.1: options.class_chunk; 1.2: peaks[].by_library
 STAGES = ("image_encoder", "text_encoder", "decoder", "end_to_end", "text_cold", "text_warm", "text_warm_disk")
 
 

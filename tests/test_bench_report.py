@@ -88,3 +88,11 @@ def test_backend_table_shows_each_class_chunk():
     assert any(line.startswith("| torch | ok | cpu | fp32 | 64 |") for line in lines)
     assert any(line.startswith("| ort-cpu | ok | cpu | fp32 | all |") for line in lines)
     assert any(line.startswith("| torch-cuda | ok | cuda | fp32 | - |") for line in lines)  # no details
+
+
+def test_peak_names_each_library():
+    by_library = {"torch": 199.0, "onnxruntime": 397.0}
+    peak = {"device": "cpu", "dtype": "fp32", "gflops_per_s": 397.0, "by_library": by_library}
+    text = markdown_summary({**DATA, "peaks": [peak]})
+    assert "cpu fp32 397 GFLOP/s (torch 199, onnxruntime 397; the best is the ceiling)" in text
+    assert "cpu fp32 100 GFLOP/s." in markdown_summary(DATA)  # older results: no by_library

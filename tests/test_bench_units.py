@@ -194,3 +194,14 @@ def test_reference_flops_match_graph_costs(tiny_model):
     ref = compute_reference(tiny_model, make_inputs(classes=7, batch=2))
     expected = {c.graph: c.gflops for c in graph_costs(tiny_model, 7, batch=2)}
     assert ref.gflops == pytest.approx(expected, rel=1e-6)
+
+
+def test_peak_matmul_is_the_best_library():
+    """The CPU ceiling is the faster of torch's and ONNX Runtime's matmul, each recorded."""
+    from escnet_bench.peak import measure_peak_matmul
+
+    peak = measure_peak_matmul("cpu", "fp32", n=256, reps=2)
+    assert peak.by_library is not None and set(peak.by_library) == {"torch", "onnxruntime"}
+    assert all(v > 0 for v in peak.by_library.values())
+    assert peak.gflops_per_s == max(peak.by_library.values())
+    assert "ONNX Runtime" in peak.method
