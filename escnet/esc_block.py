@@ -12,7 +12,7 @@ from .sam_prompt import SamPromptBlock
 
 
 class ESCBlock(nn.Module):
-    """x (B, C, T, h, w) cost embedding -> (B, C, T, h, w), with its own weights.
+    """One refinement of the cost embedding (B, C, T, h, w), with its own weights.
 
     Image side of SAM: the class's correlation embedding and the CLIP features, each
     projected to SAM's width by a 1x1 conv, plus the dense prompt embedding and SAM's
@@ -29,13 +29,6 @@ class ESCBlock(nn.Module):
         self.sam = SamPromptBlock(config.sam, config.grid, config.image_size)
         self.spatial = SpatialFusion(dim, sam_dim, config.fusion)
         self.classes = ClassAttention(dim, config.fusion.text_guidance_dim, config.fusion)
-
-    def forward(
-        self, x: torch.Tensor, clip: torch.Tensor, points: torch.Tensor, masks: torch.Tensor, text: torch.Tensor
-    ) -> torch.Tensor:
-        """All T classes at once: x (B, C, T, h, w), text (T, G) projected text guidance -> (B, C, T, h, w)."""
-        y = self.per_class(x, clip, points, masks)
-        return self.class_attend(y, text, *self.class_sums(y, text))
 
     def per_class(self, x: torch.Tensor, clip: torch.Tensor, points: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         """The per-class stages (SAM refinement, Swin fusion) for Tc classes.

@@ -52,7 +52,7 @@ class ClassAttention(nn.Module):
     ``sums`` (each chunk of classes adds its share) and ``attend`` (each chunk's output from the
     sums over all classes): any T in bounded memory, the same result as all classes at once.
 
-    x (M, T, C) with M = B*h*w, text (T, G) -> (M, T, C).
+    x (M, Tc, C) with M = B*h*w, text (Tc, G); see ``sums`` and ``attend``.
     """
 
     def __init__(self, dim: int, text_dim: int, config: FusionConfig) -> None:
@@ -91,7 +91,3 @@ class ClassAttention(nn.Module):
         att = (num / den).transpose(1, 2).reshape(x.shape)  # (M, Tc, C)
         y = x + self.proj(att)
         return y + self.mlp(self.norm2(y))
-
-    def forward(self, x: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """All T classes at once: x (M, T, C), text (T, G) -> (M, T, C)."""
-        return self.attend(x, text, *self.sums(x, text))
