@@ -118,7 +118,8 @@ class TorchBackend(BenchBackend):
             raise RuntimeError("set_vocabulary first")
         staged = torch.from_numpy(images)  # uint8 stays on the CPU: pre-processing runs there
         text = self._text
-        return self._run(lambda: segment_torch(self.model, staged, text, self.class_chunk).cpu().numpy())
+        graphs = {"encode_image": self._encode_image, "decode": self._decode}  # compiled for torch-compile
+        return self._run(lambda: segment_torch(self.model, staged, text, self.class_chunk, **graphs).cpu().numpy())
 
     def details(self) -> dict[str, Any]:
         d: dict[str, Any] = {"torch": torch.__version__, "threads": torch.get_num_threads()}

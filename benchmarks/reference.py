@@ -9,7 +9,9 @@ counts them), so they cost no extra run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,13 +52,22 @@ def labels_from_logits(logits: torch.Tensor, out_hw: tuple[int, int]) -> torch.T
 
 @torch.no_grad()
 def segment_torch(
-    model: ESCNet, images: torch.Tensor, text: torch.Tensor, class_chunk: int | None = -1
+    model: ESCNet,
+    images: torch.Tensor,
+    text: torch.Tensor,
+    class_chunk: int | None = -1,
+    encode_image: Callable[..., Any] | None = None,
+    decode: Callable[..., Any] | None = None,
 ) -> torch.Tensor:
     """The reference pipeline, batched: (B, H, W, 3) uint8 on the CPU and text (T, P, D) on the
     model's device -> labels (B, H, W). Pre-processing runs on the CPU, as in the runtime.
-    ``class_chunk``: classes per decoder call, as ``ESCNet.decode`` takes it (-1: the config's)."""
+    ``class_chunk``: classes per decoder call, as ``ESCNet.decode`` takes it (-1: the config's).
+    ``encode_image``/``decode``: the model's graph methods in another form (``torch.compile``'d),
+    by default the model's own."""
+    encode_image = model.encode_image if encode_image is None else encode_image
+    decode = model.decode if decode is None else decode
     pixels = preprocess_batch(model, images).to(text.device)
-    logits = model.decode(*model.encode_image(pixels), text, class_chunk=class_chunk)
+    logits = decode(*encode_image(pixels), text, class_chunk=class_chunk)
     return labels_from_logits(logits, tuple(images.shape[1:3]))
 
 

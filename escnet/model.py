@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import NamedTuple
 
 import open_clip
@@ -102,7 +103,14 @@ class ESCNet(nn.Module):
     # steps as small per-pixel tensors. The runtime runs the same steps as separate graphs.
     def class_scores(self, dense: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """dense (B, D, h, w), text (Tc, P, D) -> correlation (B, P, Tc, h, w) and the prompt
-        generator's class scores (B, Tc, h, w): template-mean cosine times the temperature."""
+        generator's class scores (B, Tc, h, w): template-mean cosine times the temperature.
+
+        Always float32, also under autocast: the pseudo prompts are discrete peaks of these
+        scores, and fp16/bf16 rounding moves them (whole grid cells of error in the logits).
+        """
+        if torch.is_autocast_enabled(dense.device.type):
+            with _without_autocast(dense):
+                return self.class_scores(dense.float(), text.float())
         corr = correlation(dense, text)  # (B, P, Tc, h, w)
         return corr, corr.mean(dim=1) * self.config.prompt.temperature
 
@@ -124,8 +132,9 @@ class ESCNet(nn.Module):
         tc = text.shape[0]
         corr, scores = self.class_scores(dense, text)
         x = self.corr_embed(corr)  # (B, C, Tc, h, w)
-        prob = torch.exp(scores - score_lse.unsqueeze(1))  # (B, Tc, h, w): softmax over all classes
-        p, m = self.prompts(prob.reshape(b * tc, h, w))  # (B*Tc, K, 2), (B*Tc, 1, h, w)
+        with _without_autocast(dense):  # float32 scores in, float32 prompts out (see class_scores)
+            prob = torch.exp(scores - score_lse.unsqueeze(1))  # (B, Tc, h, w): softmax over all classes
+            p, m = self.prompts(prob.reshape(b * tc, h, w))  # (B*Tc, K, 2), (B*Tc, 1, h, w)
         points = p.reshape(b, tc, *p.shape[1:])  # (B, Tc, K, 2)
         masks = upsample_masks(m).reshape(b, tc, 1, 4 * h, 4 * w)  # (B, Tc, 1, 4h, 4w)
         block = self.blocks[0]
@@ -223,6 +232,12 @@ class ESCNet(nn.Module):
         if logits.shape[-2:] != (h // 4, w // 4):
             logits = F.interpolate(logits, (h // 4, w // 4), mode="bilinear", align_corners=False)
         return logits
+
+
+def _without_autocast(like: torch.Tensor) -> contextlib.AbstractContextManager[None]:
+    """Autocast switched off on ``like``'s device where it is on; otherwise nothing (export, fp32)."""
+    device = like.device.type
+    return torch.autocast(device, enabled=False) if torch.is_autocast_enabled(device) else contextlib.nullcontext()
 
 
 def _sum(parts: list[torch.Tensor]) -> torch.Tensor:

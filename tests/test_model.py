@@ -129,3 +129,22 @@ def test_imagenet_templates_option(tiny_images):
         assert model(tiny_images[:1], ["cat", "dog"]).shape == (1, 2, 32, 32)
     with pytest.raises(ValueError, match="exactly one"):
         with_templates(get_config("tiny"), ("no placeholder",))
+
+
+def test_prompts_stay_float32_under_autocast(tiny_model, tiny_images):
+    """bf16 autocast (the CPU's; CUDA's fp16/bf16 take the same path) must not move the pseudo
+    prompts: the class scores and the prompt generator run in float32 whatever the context."""
+    names = [f"thing {i}" for i in range(6)]
+    with torch.no_grad():
+        text = tiny_model.embed_classes(names)
+        dense = tiny_model.encode_image(tiny_images).dense
+        lse = tiny_model.score_logsumexp(dense, text)
+        _, points, masks, _, _ = tiny_model.decode_open(dense, text, lse)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            corr, scores = tiny_model.class_scores(dense, text)
+            lse_ac = tiny_model.score_logsumexp(dense, text)
+            _, points_ac, masks_ac, _, _ = tiny_model.decode_open(dense, text, lse_ac)
+    assert corr.dtype == scores.dtype == lse_ac.dtype == torch.float32
+    torch.testing.assert_close(lse_ac, lse)
+    torch.testing.assert_close(points_ac, points, rtol=0, atol=0)
+    torch.testing.assert_close(masks_ac.float(), masks, rtol=0, atol=1e-6)
