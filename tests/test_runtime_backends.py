@@ -82,3 +82,72 @@ def test_import_and_segment_load_no_torch(artifacts, tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "BANNED []" in proc.stdout
+
+
+def _add_layer_norm_model(path):
+    """x + y -> LayerNormalization: the pattern ONNX Runtime fuses into SkipLayerNormalization."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    shape = ["n", 4, 8]
+    nodes = [
+        helper.make_node("Add", ["x", "y"], ["s"]),
+        helper.make_node("LayerNormalization", ["s", "g", "b"], ["out"], axis=-1),
+    ]
+    inits = [numpy_helper.from_array(np.full(8, v, np.float32), n) for n, v in (("g", 1.0), ("b", 0.0))]
+    graph = helper.make_graph(
+        nodes,
+        "add_ln",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n in ("x", "y")],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, shape)],
+        inits,
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), str(path))
+
+
+@pytest.mark.parametrize("disabled", [False, True])
+def test_cpu_disabled_optimizers_are_honoured(tmp_path, disabled):
+    # The optimiser names are ONNX Runtime's; a renamed one would be ignored silently.
+    import onnx
+
+    path, optimized = tmp_path / "m.onnx", tmp_path / "opt.onnx"
+    _add_layer_norm_model(path)
+    opts = ort_backend.ort.SessionOptions()
+    opts.optimized_model_filepath = str(optimized)
+    opts.graph_optimization_level = ort_backend.ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    skip = list(ort_backend.CPU_DISABLED_OPTIMIZERS) if disabled else None
+    ort_backend.ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"], disabled_optimizers=skip)
+    ops = {n.op_type for n in onnx.load(str(optimized)).graph.node}
+    assert ("SkipLayerNormalization" in ops) is not disabled
+
+
+def test_cpu_sessions_share_one_arena_and_skip_slow_fusions(artifacts, monkeypatch):
+    created = []
+    real = ort_backend.ort.InferenceSession
+
+    def spy(*args, **kwargs):
+        created.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ort_backend.ort, "InferenceSession", spy)
+    seg = Segmenter(artifacts, disk_cache=False).set_vocabulary(["cat"])
+    session = seg.backend._sessions[TEXT_ENCODER]
+    opts = session.get_session_options()
+    assert opts.get_session_config_entry("session.use_env_allocators") == "1"
+    assert opts.enable_cpu_mem_arena
+    assert ort_backend._shared_cpu_arena
+    assert created and created[-1]["disabled_optimizers"] == list(ort_backend.CPU_DISABLED_OPTIMIZERS)
+
+
+@pytest.mark.parametrize("arena", ["session", "off"])
+def test_cpu_arena_choices(artifacts, arena):
+    seg = Segmenter(artifacts, disk_cache=False, cpu_arena=arena).set_vocabulary(["cat"])
+    opts = seg.backend._sessions[TEXT_ENCODER].get_session_options()
+    assert opts.enable_cpu_mem_arena is (arena == "session")
+    with pytest.raises(RuntimeError, match="does not have configuration"):
+        opts.get_session_config_entry("session.use_env_allocators")
+
+
+def test_unknown_cpu_arena_is_refused(artifacts):
+    with pytest.raises(BackendError, match="cpu_arena 'big'"):
+        Segmenter(artifacts, disk_cache=False, cpu_arena="big")
