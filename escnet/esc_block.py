@@ -27,7 +27,7 @@ class ESCBlock(nn.Module):
         self.corr_to_sam = nn.Conv2d(dim, sam_dim, kernel_size=1)
         self.clip_to_sam = nn.Conv2d(config.clip.embed_dim, sam_dim, kernel_size=1)
         self.sam = SamPromptBlock(config.sam, config.grid, config.image_size)
-        self.spatial = SpatialFusion(dim, sam_dim, config.fusion)
+        self.spatial = SpatialFusion(dim, sam_dim, config.fusion, config.grid)
         self.classes = ClassAttention(dim, config.fusion.text_guidance_dim, config.fusion)
 
     def per_class(self, x: torch.Tensor, clip: torch.Tensor, points: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:

@@ -8,17 +8,19 @@ from torch import nn
 from torchvision.models.swin_transformer import SwinTransformerBlock
 
 from .config import FusionConfig
+from .window_attention import grid_window_attention
 
 
 class SpatialFusion(nn.Module):
     """Image guidance: SAM-refined features + a 1x1 embedding of the class's correlation,
     fused into the correlation embedding, then a regular and a shifted Swin window block
-    (torchvision's ``SwinTransformerBlock``) over the grid.
+    (torchvision's ``SwinTransformerBlock``, its window attention laid out for the ``grid`` x
+    ``grid`` input ahead of time: ``GridWindowAttention``).
 
     x (N, C, h, w) correlation embedding of one class, sam (N, S, h, w) -> (N, C, h, w).
     """
 
-    def __init__(self, dim: int, sam_dim: int, config: FusionConfig) -> None:
+    def __init__(self, dim: int, sam_dim: int, config: FusionConfig, grid: int) -> None:
         super().__init__()
         self.corr_embed = nn.Conv2d(dim, dim, kernel_size=1)
         self.fuse = nn.Conv2d(sam_dim + dim, dim, kernel_size=1)
@@ -31,6 +33,7 @@ class SpatialFusion(nn.Module):
                     window_size=window,
                     shift_size=[0, 0] if i % 2 == 0 else [config.shift, config.shift],
                     mlp_ratio=config.mlp_ratio,
+                    attn_layer=grid_window_attention(grid),
                 )
                 for i in range(config.swin_depth)
             ]
