@@ -14,6 +14,7 @@ from escnet_runtime.contract import DEFAULT_CLASS_CHUNK
 from rich.console import Console
 
 from .errors import EXIT_PARITY_FAILED, EXIT_USER_ERROR, ExportError
+from .opset import DEFAULT_OPSET
 
 app = typer.Typer(
     add_completion=False,
@@ -39,7 +40,7 @@ def onnx(
     sam_weights: Annotated[str | None, typer.Option(help="SAM checkpoint (with no checkpoint)")] = None,
     seed: Annotated[int, typer.Option(help="torch seed for parts with no weights (recorded in the manifest)")] = 0,
     out: Annotated[Path, typer.Option(help="artifacts folder")] = Path("artifacts"),
-    opset: Annotated[int, typer.Option(help="ONNX opset (18..20)")] = 18,
+    opset: Annotated[int, typer.Option(help="ONNX opset (18..20)")] = DEFAULT_OPSET,
     class_chunk: Annotated[
         int, typer.Option(help="classes per decoder call the runtime uses for larger vocabularies")
     ] = DEFAULT_CLASS_CHUNK,

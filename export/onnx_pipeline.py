@@ -24,13 +24,11 @@ from .errors import ExportError
 from .manifest_build import build_manifest, copy_vocab, source_weight_hashes, tool_versions
 from .model_loading import check_preset, load_model
 from .onnx_export import PROTOBUF_LIMIT, ExportedGraph, export_graph
+from .opset import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from .parity import Comparison
 from .parity_run import graph_parity
 from .simplify import Simplifier, available_simplifier, simplify_graph
 from .wrappers import graph_modules, model_dims, sample_inputs
-
-DEFAULT_OPSET = 18  # the dynamo exporter's minimum; TensorRT 10's ONNX parser reads opsets 9-20
-MIN_OPSET, MAX_OPSET = 18, 20
 
 Step = Callable[[str], None]  # reports the start of a named step (progress bar)
 

@@ -241,3 +241,20 @@ def test_trt_options_profiles_from_an_export(export_dir: Path) -> None:
     assert (default.classes.min, default.classes.opt, default.classes.max) == (1, chunk, chunk)
     block = {p.name: p for p in default.profiles()["decoder_block_1"]}
     assert block["class_state"].max == (1, chunk, 32, 8, 8) and block["attention_kv"].opt == (1, 64, 2, 16, 16)
+
+
+def test_decoder_graphs_use_native_gelu_and_no_run_time_masks(export_dir: Path) -> None:
+    # Opset 20's Gelu (ONNX Runtime fuses it with its bias add; opset 18 writes an Erf chain), and
+    # the Swin shift mask and window layout as constants (no ScatterND building the mask per run).
+    from escnet_export.opset import DEFAULT_OPSET
+
+    manifest = load_manifest(export_dir)
+    assert manifest.opset == DEFAULT_OPSET == 20
+    for name in (DECODER, *manifest.decoder_steps):
+        model = onnx.load(str(export_dir / manifest.graphs[name].file))
+        ops = {n.op_type for n in model.graph.node}
+        assert {o.version for o in model.opset_import if o.domain in ("", "ai.onnx")} == {DEFAULT_OPSET}, name
+        assert not ops & {"ScatterND", "ScatterElements", "Erf"}, (name, ops & {"ScatterND", "ScatterElements", "Erf"})
+        assert all(n.domain in ("", "ai.onnx") for n in model.graph.node), name  # no contrib ops
+        if name not in ("decoder_scores", "decoder_close"):  # the steps that run Swin blocks
+            assert "Gelu" in ops and "Gather" in ops, name
