@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -23,7 +24,13 @@ class DoubleConv(nn.Sequential):
 
 
 class UpStage(nn.Module):
-    """x (N, cin, h, w), guidance (N, g, 2h, 2w) -> (N, cout, 2h, 2w)."""
+    """x (B*T, cin, h, w), guidance (B, g, 2h, 2w) shared by the T classes of each image
+    -> (B*T, cout, 2h, 2w).
+
+    ``conv`` reads the upsampled x and the guidance stacked along channels. Its first conv is
+    computed as the sum of its two channel groups (the same sum, grouped differently), so that
+    the guidance's share runs once per image rather than once per class.
+    """
 
     def __init__(self, cin: int, guidance: int, cout: int) -> None:
         super().__init__()
@@ -31,7 +38,16 @@ class UpStage(nn.Module):
         self.conv = DoubleConv(cin, cout)
 
     def forward(self, x: torch.Tensor, guidance: torch.Tensor) -> torch.Tensor:
-        return self.conv(torch.cat([self.up(x), guidance], dim=1))
+        b = guidance.shape[0]
+        up = self.up(x)  # (B*T, cin - g, 2h, 2w)
+        first: nn.Conv2d = self.conv[0]
+        split = up.shape[1]
+        y = F.conv2d(up, first.weight[:, :split], padding=first.padding)  # (B*T, cout, 2h, 2w)
+        shared = F.conv2d(guidance, first.weight[:, split:], first.bias, padding=first.padding)  # (B, cout, 2h, 2w)
+        y = (y.reshape(b, -1, *y.shape[1:]) + shared.unsqueeze(1)).reshape(y.shape)  # each image's classes
+        for layer in list(self.conv)[1:]:  # norm, ReLU, second conv, norm, ReLU
+            y = layer(y)
+        return y
 
 
 class UpsamplingDecoder(nn.Module):
@@ -58,11 +74,6 @@ class UpsamplingDecoder(nn.Module):
         """x (B, C, Tc, h, w) and *projected* guidance -> (B, Tc, 4h, 4w)."""
         b, c, t, h, w = x.shape
         x = x.transpose(1, 2).reshape(b * t, c, h, w)  # (B*Tc, C, h, w)
-
-        def per_class(g: torch.Tensor) -> torch.Tensor:
-            # (B, G, H, W) -> (B*Tc, G, H, W), shared by each class of the image
-            return g.unsqueeze(1).expand(b, t, *g.shape[1:]).reshape(b * t, *g.shape[1:])
-
-        x = self.stage1(x, per_class(guid_a))
-        x = self.stage2(x, per_class(guid_b))
+        x = self.stage1(x, guid_a)  # (B*Tc, d0, 2h, 2w)
+        x = self.stage2(x, guid_b)  # (B*Tc, d1, 4h, 4w)
         return self.head(x).reshape(b, t, 4 * h, 4 * w)
