@@ -13,6 +13,7 @@ from segment_anything.modeling import PromptEncoder, TwoWayTransformer
 from torch import nn
 
 from .config import SamConfig
+from .sam_attention import head_blocks, two_way_layer
 
 
 class SamPromptBlock(nn.Module):
@@ -50,6 +51,15 @@ class SamPromptBlock(nn.Module):
             self.transformer.norm_final_attn,
         ):
             module.requires_grad_(False)
+        cross = [
+            a
+            for layer in self.transformer.layers
+            for a in (layer.cross_attn_token_to_image, layer.cross_attn_image_to_token)
+        ]
+        if len({(a.num_heads, a.internal_dim) for a in cross}) != 1:
+            raise ValueError("the two-way layers' cross attentions differ in heads or width")
+        # Head membership of each channel of the cross attentions (see sam_attention), rebuilt from the config.
+        self.register_buffer("heads", head_blocks(cross[0].num_heads, cross[0].internal_dim), persistent=False)
 
     def sparse_embeddings(self, points: torch.Tensor) -> torch.Tensor:
         """points (N, K, 2) in [0, 1] -> (N, K + 1, dim): K positive points and SAM's pad point."""
@@ -73,5 +83,5 @@ class SamPromptBlock(nn.Module):
         key_pe = pe.flatten(2).transpose(1, 2)  # (1, h*w, dim)
         queries = sparse
         for layer in self.transformer.layers:
-            queries, keys = layer(queries=queries, keys=keys, query_pe=sparse, key_pe=key_pe)
+            queries, keys = two_way_layer(layer, queries, keys, sparse, key_pe, self.heads)
         return keys.transpose(1, 2).reshape(n, c, h, w)

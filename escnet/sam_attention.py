@@ -1,0 +1,87 @@
+"""SAM's two-way attention layer between a few prompt tokens and many image tokens, computed
+without splitting the image tokens into heads.
+
+segment_anything's ``Attention`` reshapes queries, keys and values to (N, heads, tokens, d) and
+back. On the image side (h*w tokens per class) each of those is a transpose of a large tensor,
+twice per cross attention. Here the *prompt* side, a handful of tokens, carries the heads
+instead: its projections are spread into a block-diagonal (N, heads * n, I) matrix, head h's
+rows holding only head h's channels, so that
+
+- prompt tokens attending to the image: logits (N, heads*n, m) = blocks(q) @ k^T, softmax over
+  the image tokens, (N, heads*n, I) = weights @ v, and each head keeps its own channels;
+- image tokens attending to the prompts: logits (N, m, heads*n) = q @ blocks(k)^T, softmax per
+  head over its n prompt tokens, and weights @ blocks(v) is already (N, m, I), heads recombined.
+
+The image-side tensors keep their (N, m, I) layout throughout. Every product with the zero
+blocks adds exact zeros: the same values as SAM's per-head attention, up to float summation
+order. Weights are the layer's own (``TwoWayAttentionBlock`` and its ``Attention`` modules).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from segment_anything.modeling.transformer import Attention, TwoWayAttentionBlock
+
+
+def head_blocks(heads: int, width: int) -> torch.Tensor:
+    """(heads, 1, width) float32: 1 where channel c belongs to head h (c // (width / heads) == h)."""
+    owner = torch.arange(width) // (width // heads)
+    return (owner[None, None, :] == torch.arange(heads)[:, None, None]).float()
+
+
+def _spread(x: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
+    """x (N, n, I) -> (N, heads*n, I): row block h holds x's head-h channels, zeros elsewhere."""
+    n, t, width = x.shape
+    return (x.unsqueeze(1) * blocks).reshape(n, -1, width)
+
+
+def prompts_to_image(attn: Attention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, blocks: torch.Tensor):
+    """SAM ``Attention`` for few queries over many keys: q (N, n, E), k and v (N, m, E),
+    blocks (heads, 1, I) from ``head_blocks`` -> (N, n, E)."""
+    heads, width = blocks.shape[0], blocks.shape[-1]
+    q, k, v = attn.q_proj(q), attn.k_proj(k), attn.v_proj(v)  # (N, n, I), (N, m, I), (N, m, I)
+    logits = torch.matmul(_spread(q, blocks), k.transpose(1, 2)) / math.sqrt(width // heads)  # (N, H*n, m)
+    out = torch.matmul(torch.softmax(logits, dim=-1), v)  # (N, H*n, I): each head's weights, all channels
+    out = (out.reshape(out.shape[0], heads, -1, width) * blocks).sum(dim=1)  # (N, n, I): own channels
+    return attn.out_proj(out)
+
+
+def image_to_prompts(attn: Attention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, blocks: torch.Tensor):
+    """SAM ``Attention`` for many queries over few keys: q (N, m, E), k and v (N, n, E),
+    blocks (heads, 1, I) from ``head_blocks`` -> (N, m, E)."""
+    heads, width = blocks.shape[0], blocks.shape[-1]
+    q, k, v = attn.q_proj(q), attn.k_proj(k), attn.v_proj(v)  # (N, m, I), (N, n, I), (N, n, I)
+    n, m, n_keys = q.shape[0], q.shape[1], k.shape[1]
+    logits = torch.matmul(q, _spread(k, blocks).transpose(1, 2)) / math.sqrt(width // heads)  # (N, m, H*n)
+    weights = torch.softmax(logits.reshape(n, m, heads, n_keys), dim=-1).reshape(n, m, heads * n_keys)
+    return attn.out_proj(torch.matmul(weights, _spread(v, blocks)))  # (N, m, I) -> (N, m, E)
+
+
+def two_way_layer(
+    layer: TwoWayAttentionBlock,
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    query_pe: torch.Tensor,
+    key_pe: torch.Tensor,
+    blocks: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``TwoWayAttentionBlock.forward`` with both cross attentions computed as above.
+
+    queries (N, n, E) prompt tokens, keys (N, m, E) image tokens, query_pe like queries,
+    key_pe (1 or N, m, E) -> updated (queries, keys).
+    """
+    if layer.skip_first_layer_pe:
+        queries = layer.self_attn(q=queries, k=queries, v=queries)
+    else:
+        q = queries + query_pe
+        queries = queries + layer.self_attn(q=q, k=q, v=queries)
+    queries = layer.norm1(queries)
+    k = keys + key_pe  # the image tokens with their positions, for both cross attentions
+    queries = layer.norm2(
+        queries + prompts_to_image(layer.cross_attn_token_to_image, queries + query_pe, k, keys, blocks)
+    )
+    queries = layer.norm3(queries + layer.mlp(queries))
+    keys = layer.norm4(keys + image_to_prompts(layer.cross_attn_image_to_token, k, queries + query_pe, queries, blocks))
+    return queries, keys
