@@ -8,6 +8,7 @@ from torch import nn
 
 from .config import ESCNetConfig
 from .fusion import ClassAttention, SpatialFusion
+from .layers import pointwise
 from .sam_prompt import SamPromptBlock
 
 
@@ -31,22 +32,23 @@ class ESCBlock(nn.Module):
         self.classes = ClassAttention(dim, config.fusion.text_guidance_dim, config.fusion)
 
     def per_class(self, x: torch.Tensor, clip: torch.Tensor, points: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        """The per-class stages (SAM refinement, Swin fusion) for Tc classes.
+        """The per-class stages (SAM refinement, Swin fusion) for Tc classes, channels-last inside.
 
         x (B, C, Tc, h, w) cost embedding; clip (B, D, h, w); points (B, Tc, K, 2);
         masks (B, Tc, 1, 4h, 4w) -> y (B, Tc, C, h, w), the class attention's input.
         """
         b, c, tc, h, w = x.shape
-        xc = x.transpose(1, 2).reshape(b * tc, c, h, w)  # (B*Tc, C, h, w)
-        clip_sam = self.clip_to_sam(clip)  # (B, S, h, w)
-        # (B*Tc, S, h, w) -> (B, Tc, S, h, w) + the image's CLIP term broadcast over its classes
-        image = (self.corr_to_sam(xc).reshape(b, tc, -1, h, w) + clip_sam.unsqueeze(1)).reshape(b * tc, -1, h, w)
+        xc = x.permute(0, 2, 3, 4, 1).reshape(b * tc, h, w, c)  # (B*Tc, h, w, C)
+        clip_sam = pointwise(self.clip_to_sam, clip.permute(0, 2, 3, 1))  # (B, h, w, S), once per image
+        # (B*Tc, h, w, S) -> (B, Tc, h, w, S) + the image's CLIP term broadcast over its classes
+        image = pointwise(self.corr_to_sam, xc).reshape(b, tc, h, w, -1) + clip_sam.unsqueeze(1)
         refined = self.sam(
-            image,
+            image.reshape(b * tc, h, w, -1),
             points.reshape(b * tc, *points.shape[2:]),  # (B*Tc, K, 2)
             masks.reshape(b * tc, *masks.shape[2:]),  # (B*Tc, 1, 4h, 4w)
-        )
-        return self.spatial(xc, refined).reshape(b, tc, c, h, w)
+        )  # (B*Tc, h, w, S)
+        y = self.spatial(xc, refined)  # (B*Tc, h, w, C)
+        return y.reshape(b, tc, h, w, c).permute(0, 1, 4, 2, 3)  # (B, Tc, C, h, w)
 
     def class_sums(self, y: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """These Tc classes' share of the class attention's sums over classes.

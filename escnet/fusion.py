@@ -8,6 +8,7 @@ from torch import nn
 from torchvision.models.swin_transformer import SwinTransformerBlock
 
 from .config import FusionConfig
+from .layers import pointwise
 from .window_attention import grid_window_attention
 
 
@@ -17,7 +18,9 @@ class SpatialFusion(nn.Module):
     (torchvision's ``SwinTransformerBlock``, its window attention laid out for the ``grid`` x
     ``grid`` input ahead of time: ``GridWindowAttention``).
 
-    x (N, C, h, w) correlation embedding of one class, sam (N, S, h, w) -> (N, C, h, w).
+    Channels-last: x (N, h, w, C) correlation embedding of one class, sam (N, h, w, S)
+    -> (N, h, w, C). The 1x1 convs run as matrix products over the channel axis, and the fusing
+    conv over [sam, embedded x] as the sum of its two channel groups (no concatenation).
     """
 
     def __init__(self, dim: int, sam_dim: int, config: FusionConfig, grid: int) -> None:
@@ -40,10 +43,11 @@ class SpatialFusion(nn.Module):
         )
 
     def forward(self, x: torch.Tensor, sam: torch.Tensor) -> torch.Tensor:
-        guidance = self.fuse(torch.cat([sam, self.corr_embed(x)], dim=1))  # (N, C, h, w)
-        y = (x + guidance).permute(0, 2, 3, 1)  # (N, h, w, C) channels-last for Swin
-        y = self.swin(y)
-        return y.permute(0, 3, 1, 2)  # (N, C, h, w)
+        weight = self.fuse.weight.flatten(1)  # (C, S + C): the sam channels, then the embedded x's
+        split = sam.shape[-1]
+        embedded = pointwise(self.corr_embed, x)  # (N, h, w, C)
+        guidance = F.linear(sam, weight[:, :split]) + F.linear(embedded, weight[:, split:], self.fuse.bias)
+        return self.swin(x + guidance)  # (N, h, w, C)
 
 
 class ClassAttention(nn.Module):

@@ -13,14 +13,16 @@ from segment_anything.modeling import PromptEncoder, TwoWayTransformer
 from torch import nn
 
 from .config import SamConfig
+from .layers import pointwise
 from .sam_attention import head_blocks, two_way_layer
 
 
 class SamPromptBlock(nn.Module):
     """Prompts -> SAM-refined image features for one ESC block.
 
-    image (N, dim, h, w), points (N, K, 2) normalised (x, y), mask (N, 1, 4h, 4w)
-    -> refined image features (N, dim, h, w).
+    image (N, h, w, dim) channels-last, points (N, K, 2) normalised (x, y), mask (N, 1, 4h, 4w)
+    -> refined image features (N, h, w, dim). Channels-last throughout: the image tokens are
+    never transposed.
     """
 
     def __init__(self, config: SamConfig, grid: int, image_size: int) -> None:
@@ -58,6 +60,9 @@ class SamPromptBlock(nn.Module):
         ]
         if len({(a.num_heads, a.internal_dim) for a in cross}) != 1:
             raise ValueError("the two-way layers' cross attentions differ in heads or width")
+        last = self.prompt_encoder.mask_downscaling[-1]
+        if not isinstance(last, nn.Conv2d) or last.kernel_size != (1, 1):
+            raise ValueError("SAM's mask downscaling no longer ends in a 1x1 conv")
         # Head membership of each channel of the cross attentions (see sam_attention), rebuilt from the config.
         self.register_buffer("heads", head_blocks(cross[0].num_heads, cross[0].internal_dim), persistent=False)
 
@@ -72,16 +77,25 @@ class SamPromptBlock(nn.Module):
         """mask (N, 1, 4h, 4w) -> (N, dim, h, w)."""
         return self.prompt_encoder.mask_downscaling(mask)
 
+    def dense_tokens(self, mask: torch.Tensor) -> torch.Tensor:
+        """``dense_embeddings`` channels-last: mask (N, 1, 4h, 4w) -> (N, h, w, dim). The last 1x1
+        conv runs on the channels-last map of its few input channels, not on the wide output."""
+        *head, last = self.prompt_encoder.mask_downscaling
+        x = mask
+        for layer in head:
+            x = layer(x)  # (N, mask_in_chans, h, w) after the last one
+        return pointwise(last, x.permute(0, 2, 3, 1))
+
     def forward(self, image: torch.Tensor, points: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = image.shape
+        """image (N, h, w, dim) channels-last, points (N, K, 2), mask (N, 1, 4h, 4w) -> (N, h, w, dim)."""
+        n, h, w, c = image.shape
         sparse = self.sparse_embeddings(points)
-        image = image + self.dense_embeddings(mask)
-        pe = self.prompt_encoder.pe_layer((h, w)).unsqueeze(0)  # (1, dim, h, w)
+        pe = self.prompt_encoder.pe_layer((h, w))  # (dim, h, w)
         # TwoWayTransformer.forward without its final token-to-image attention, which only
         # updates the point tokens (unused here): the image side is the keys after the layers.
-        keys = image.flatten(2).transpose(1, 2)  # (N, h*w, dim)
-        key_pe = pe.flatten(2).transpose(1, 2)  # (1, h*w, dim)
+        keys = (image + self.dense_tokens(mask)).reshape(n, h * w, c)  # (N, h*w, dim)
+        key_pe = pe.flatten(1).transpose(0, 1).unsqueeze(0)  # (1, h*w, dim)
         queries = sparse
         for layer in self.transformer.layers:
             queries, keys = two_way_layer(layer, queries, keys, sparse, key_pe, self.heads)
-        return keys.transpose(1, 2).reshape(n, c, h, w)
+        return keys.reshape(n, h, w, c)

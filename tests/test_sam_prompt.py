@@ -25,5 +25,6 @@ def test_refined_features_equal_two_way_transformer_keys(tiny_model):
     with torch.no_grad():
         pe = block.prompt_encoder.get_dense_pe()
         _, keys = block.transformer(image + block.dense_embeddings(mask), pe, block.sparse_embeddings(points))
-        expected = keys.transpose(1, 2).reshape(2, 32, 8, 8)
-        torch.testing.assert_close(block(image, points, mask), expected)
+        expected = keys.reshape(2, 8, 8, 32)  # channels-last, as the block takes and returns it
+        torch.testing.assert_close(block(image.permute(0, 2, 3, 1), points, mask), expected)
+        torch.testing.assert_close(block.dense_tokens(mask), block.dense_embeddings(mask).permute(0, 2, 3, 1))
