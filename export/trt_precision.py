@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import onnx
+from escnet_runtime import contract as C
 
 ALWAYS_FP32 = {
     "LayerNormalization": "LayerNorm: mean and variance overflow in fp16",
@@ -28,6 +29,20 @@ ALWAYS_FP32 = {
     "ReduceSumSquare": "ReduceSumSquare: sum of squares overflows in fp16",
     "ReduceL2": "ReduceL2: cost-volume normalisation (sum of squares)",
 }
+# Discrete decisions: the pseudo prompts are arg-max peaks, k-means assignments and rounded
+# probabilities of the class scores. fp16 rounding of anything that feeds them moves prompt
+# points by whole grid cells (measured under fp16 autocast: logits off by 0.3), so every float
+# node upstream of a decision stays fp32. Shape-only edges (Shape, Size) carry no values.
+DECISION_OPS = {"ArgMax", "ArgMin", "TopK", "Round", "Floor", "Ceil"} | {
+    "Greater",
+    "GreaterOrEqual",
+    "Less",
+    "LessOrEqual",
+    "Equal",
+}
+SHAPE_ONLY = {"Shape", "Size"}
+# Graph outputs that the next step graph turns into decisions (the prompt softmax's normaliser).
+DECISION_OUTPUTS = {C.SCORE_LSE}
 # Ops that finish a normalisation started by a pinned node (x / sqrt(mean(x^2) + eps), x / max(|x|, eps)).
 NORMALISATION_TAIL = {"Add", "Sqrt", "Div", "Reciprocal", "Clip", "Max", "Expand", "Mul"}
 TAIL_HOPS = 3
@@ -59,7 +74,27 @@ def fp32_nodes(model: onnx.ModelProto) -> list[PinnedNode]:
         if n.op_type in TAIL_ROOTS:
             for tail in _tail(n, consumers):
                 reasons.setdefault(tail.name, f"{tail.op_type} finishing the normalisation of {n.name} ({n.op_type})")
+    for n, decision in _decision_ancestors(nodes, [o.name for o in model.graph.output]):
+        reasons.setdefault(n.name, f"feeds {decision}: fp16 rounding would move the pseudo prompts")
     return [PinnedNode(n.name, n.op_type, tuple(n.output), reasons[n.name]) for n in nodes if n.name in reasons]
+
+
+def _decision_ancestors(nodes: list[onnx.NodeProto], outputs: Iterable[str]) -> Iterable[tuple[onnx.NodeProto, str]]:
+    """(node, the decision it feeds) for every node upstream of a DECISION_OPS node or of a
+    graph output in DECISION_OUTPUTS; the walk stops at Shape/Size (no values flow through)."""
+    producer = {o: n for n in nodes for o in n.output}
+    roots = [(n.input, f"the discrete decision {n.name} ({n.op_type})") for n in nodes if n.op_type in DECISION_OPS]
+    roots += [([o], f"the output {o} (prompt decisions in the next step)") for o in outputs if o in DECISION_OUTPUTS]
+    seen: set[str] = set()
+    for inputs, decision in roots:
+        stack = list(inputs)
+        while stack:
+            parent = producer.get(stack.pop())
+            if parent is None or parent.name in seen or parent.op_type in SHAPE_ONLY:
+                continue
+            seen.add(parent.name)
+            stack.extend(parent.input)
+            yield parent, decision
 
 
 def _tail(root: onnx.NodeProto, consumers: dict[str, list[onnx.NodeProto]]) -> Iterable[onnx.NodeProto]:

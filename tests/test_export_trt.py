@@ -123,6 +123,62 @@ def test_precision_rules_pick_normalisations_not_matmuls() -> None:
     assert "normalisation of l2" in pinned["div_l2"].reason
 
 
+def decision_graph() -> onnx.ModelProto:
+    """x -> MatMul -> Mul -> ArgMax (a prompt-like decision); x -> Relu -> MatMul -> y, whose
+    Shape also feeds the decision's reshape (a value-free edge); the score also leaves as
+    ``score_logsumexp``, which the next step graph turns into decisions."""
+    f = TensorProto.FLOAT
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["s"], name="corr"),
+        helper.make_node("Mul", ["s", "t"], ["st"], name="temp"),
+        helper.make_node("Relu", ["x"], ["r"], name="relu"),
+        helper.make_node("MatMul", ["r", "w"], ["y"], name="mm_main"),
+        helper.make_node("Shape", ["y"], ["ys"], name="shape"),
+        helper.make_node("Reshape", ["st", "ys"], ["st2"], name="reshape"),
+        helper.make_node("ArgMax", ["st2"], ["idx"], name="peak", axis=-1, keepdims=0),
+        helper.make_node("ReduceLogSumExp", ["s", "ax"], ["score_logsumexp"], name="lse", keepdims=0),
+        helper.make_node("Exp", ["y"], ["e"], name="exp_main"),
+    ]
+    inits = [
+        helper.make_tensor("w", f, [4, 4], [0.1] * 16),
+        helper.make_tensor("t", f, [], [2.0]),
+        helper.make_tensor("ax", TensorProto.INT64, [1], [-1]),
+    ]
+    outputs = [
+        helper.make_tensor_value_info("idx", TensorProto.INT64, [2]),
+        helper.make_tensor_value_info("score_logsumexp", f, [2]),
+        helper.make_tensor_value_info("e", f, [2, 4]),
+    ]
+    graph = helper.make_graph(nodes, "decisions", [helper.make_tensor_value_info("x", f, [2, 4])], outputs, inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+def test_precision_rules_keep_what_feeds_a_decision_in_fp32() -> None:
+    model = decision_graph()
+    onnx.checker.check_model(model)
+    pinned = {p.name: p for p in fp32_nodes(model)}
+    assert {"corr", "temp", "reshape", "lse"} <= set(pinned)
+    assert "peak" in pinned["temp"].reason and "pseudo prompts" in pinned["temp"].reason
+    assert "score_logsumexp" in pinned["lse"].reason
+    # mm_main only reaches the decision through Shape (no values): it stays fp16, as do its consumers.
+    assert not {"relu", "mm_main", "shape", "exp_main"} & set(pinned)
+
+
+def test_exported_prompt_path_is_pinned_and_the_blocks_are_not(tmp_path_factory: pytest.TempPathFactory) -> None:
+    from test_runtime_artifacts import tiny_artifacts
+
+    folder = tiny_artifacts(tmp_path_factory)[0]
+
+    def pinned(graph: str) -> list:
+        return [p for p in fp32_nodes(onnx.load(str(folder / f"{graph}.onnx"))) if "feeds" in p.reason]
+
+    scores, opened = pinned("decoder_scores"), pinned("decoder_open")
+    assert any(p.op_type == "MatMul" for p in scores)  # the correlation of the prompt scores
+    assert any(p.op_type == "MatMul" for p in opened) and any(p.op_type == "Exp" for p in opened)
+    assert pinned("decoder_block_1") == [] and pinned("decoder_close") == []
+    assert len(opened) < len(onnx.load(str(folder / "decoder_open.onnx")).graph.node) / 2
+
+
 @dataclass(frozen=True)
 class FakeKind:
     name: str
