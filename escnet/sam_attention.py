@@ -37,7 +37,9 @@ def _spread(x: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
     return (x.unsqueeze(1) * blocks).reshape(n, -1, width)
 
 
-def prompts_to_image(attn: Attention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, blocks: torch.Tensor):
+def prompts_to_image(
+    attn: Attention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, blocks: torch.Tensor
+) -> torch.Tensor:
     """SAM ``Attention`` for few queries over many keys: q (N, n, E), k and v (N, m, E),
     blocks (heads, 1, I) from ``head_blocks`` -> (N, n, E)."""
     heads, width = blocks.shape[0], blocks.shape[-1]
@@ -48,7 +50,9 @@ def prompts_to_image(attn: Attention, q: torch.Tensor, k: torch.Tensor, v: torch
     return attn.out_proj(out)
 
 
-def image_to_prompts(attn: Attention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, blocks: torch.Tensor):
+def image_to_prompts(
+    attn: Attention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, blocks: torch.Tensor
+) -> torch.Tensor:
     """SAM ``Attention`` for many queries over few keys: q (N, m, E), k and v (N, n, E),
     blocks (heads, 1, I) from ``head_blocks`` -> (N, m, E)."""
     heads, width = blocks.shape[0], blocks.shape[-1]
