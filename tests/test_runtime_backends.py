@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from escnet_runtime import BackendError, Segmenter
 from escnet_runtime.backends import BACKENDS
-from escnet_runtime.contract import TEXT_ENCODER, TOKEN_IDS
+from escnet_runtime.contract import IMAGE_ENCODER, TEXT_ENCODER, TOKEN_IDS
 from test_runtime_artifacts import tiny_artifacts
 
 
@@ -130,13 +130,19 @@ def test_cpu_sessions_share_one_arena_and_skip_slow_fusions(artifacts, monkeypat
         return real(*args, **kwargs)
 
     monkeypatch.setattr(ort_backend.ort, "InferenceSession", spy)
-    seg = Segmenter(artifacts, disk_cache=False).set_vocabulary(["cat"])
-    session = seg.backend._sessions[TEXT_ENCODER]
-    opts = session.get_session_options()
-    assert opts.get_session_config_entry("session.use_env_allocators") == "1"
-    assert opts.enable_cpu_mem_arena
+    seg = Segmenter(artifacts, disk_cache=False).set_vocabulary(["cat", "dog"])
+    seg.segment(np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8))
+    per_image = [g for g in seg.backend._sessions if g != TEXT_ENCODER]
+    assert IMAGE_ENCODER in per_image and len(per_image) >= 2
+    for graph in per_image:
+        opts = seg.backend._sessions[graph].get_session_options()
+        assert opts.get_session_config_entry("session.use_env_allocators") == "1", graph
+        assert opts.enable_cpu_mem_arena, graph
     assert ort_backend._shared_cpu_arena
-    assert created and created[-1]["disabled_optimizers"] == list(ort_backend.CPU_DISABLED_OPTIMIZERS)
+    # The text encoder runs once per vocabulary: no arena keeps its batch peak for the decoder's life.
+    text_opts = seg.backend._sessions[TEXT_ENCODER].get_session_options()
+    assert not text_opts.enable_cpu_mem_arena
+    assert created and all(c["disabled_optimizers"] == list(ort_backend.CPU_DISABLED_OPTIMIZERS) for c in created)
 
 
 @pytest.mark.parametrize("arena", ["session", "off"])

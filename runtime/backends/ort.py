@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 import onnxruntime as ort
 
-from ..contract import GraphSpec
+from ..contract import TEXT_ENCODER, GraphSpec
 from ..errors import BackendError
 from ..manifest import Manifest
 from .base import check_feed
@@ -55,7 +55,7 @@ def share_cpu_arena() -> None:
 def cpu_session_options(opts: ort.SessionOptions, arena: CpuArena) -> None:
     """Where a CPU session's working memory comes from.
 
-    "shared": one arena for every session of the process. The decoder runs as six step graphs,
+    "shared": one arena for every session of the process (``_graph_arena`` exempts the text encoder). The decoder runs as six step graphs,
     one after the other; without an arena every run maps and faults in fresh pages for each large
     tensor, and with an arena per session each session keeps its own peak. Measured on vit-b16,
     150 classes in chunks of 32: 5.0 s with the shared arena, 6.9 s without one, and peak RSS
@@ -66,6 +66,13 @@ def cpu_session_options(opts: ort.SessionOptions, arena: CpuArena) -> None:
     if arena == "shared":
         share_cpu_arena()
         opts.add_session_config_entry("session.use_env_allocators", "1")
+
+
+def _graph_arena(graph: str, arena: CpuArena) -> CpuArena:
+    """The text encoder runs once per vocabulary (its embeddings are then cached), in batches of
+    hundreds of texts: in the shared arena its peak would stay reserved for the decoder's whole
+    life (vit-b16, 847 classes: 3.8 GB peak RSS against 2.1 GB). It gets no arena instead."""
+    return "off" if arena == "shared" and graph == TEXT_ENCODER else arena
 
 
 def _provider_options(provider: str, device_id: int, cache_dir: Path) -> list[Any]:
@@ -134,7 +141,7 @@ class OrtBackend:
         if self.on_gpu:
             opts.enable_cpu_mem_arena = False  # host-side tensors only
         else:
-            cpu_session_options(opts, self.cpu_arena)
+            cpu_session_options(opts, _graph_arena(graph, self.cpu_arena))
             disabled = list(CPU_DISABLED_OPTIMIZERS)
         if self.threads:
             opts.intra_op_num_threads = self.threads
