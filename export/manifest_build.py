@@ -10,12 +10,14 @@ import onnx
 import onnxruntime
 import onnxscript
 import torch
-from escnet_runtime.contract import VOCAB_FILE, GraphSpec, Preprocess, TokenizerSpec
+from escnet_runtime.contract import VOCAB_FILE, GraphSpec, Preprocess, SlidingWindow, TokenizerSpec
 from escnet_runtime.fileio import atomic_path, sha256_file
 from escnet_runtime.manifest import Manifest
 
 from escnet import CLIP_MEAN, CLIP_STD, ESCNet
 from escnet.config import config_to_dict
+from escnet.inference import sliding_geometry
+from escnet.model import TEXT_BATCH
 
 from .simplify import Simplifier
 
@@ -99,4 +101,12 @@ def build_manifest(
         extra=extra,
         decoder_steps=decoder_steps,
         class_chunk=class_chunk,
+        sliding_window=sliding_window(c.image_size),
+        text_batch=TEXT_BATCH,
     )
+
+
+def sliding_window(image_size: int) -> SlidingWindow:
+    """The reference's sliding-window geometry (escnet.inference), written for the runtime."""
+    canvas, stride = sliding_geometry(image_size)
+    return SlidingWindow(canvas=canvas, window=image_size, stride=stride)

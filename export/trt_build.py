@@ -22,7 +22,6 @@ import onnx
 from escnet_runtime.contract import BUILD_MANIFEST_FILE, ENGINE_DIR, ENGINE_SUFFIX
 from escnet_runtime.fileio import atomic_path, sha256_file
 from escnet_runtime.manifest import Manifest, ManifestError, load_manifest
-from escnet_runtime.text_encoder import TEXT_BATCH  # texts per text-encoder call in the runtime
 
 from .errors import ExportError
 from .profiles import AxisRange, InputProfile, axis_ranges, default_texts, input_profiles
@@ -67,7 +66,7 @@ class TrtOptions:
             raise ExportError(str(e)) from None
         c = c or default_classes(manifest)
         p = len(manifest.templates)
-        n = AxisRange.parse(texts, "texts") if texts else default_texts(c, p, TEXT_BATCH)
+        n = AxisRange.parse(texts, "texts") if texts else default_texts(c, p, manifest.texts_per_call())
         if timing_cache is not None and timing_cache.exists() and not timing_cache.is_file():
             raise ExportError(f"--timing-cache {timing_cache}: not a file")
         return TrtOptions(onnx_dir, out or onnx_dir / ENGINE_DIR, fp16, b, c, n, timing_cache, workspace_gib, manifest)

@@ -3,8 +3,14 @@
 One entry per (model identity, template, class name): the model identity is the sha256 of the
 text encoder that ran, the sha256 of the tokenizer vocabulary, the context length and the
 precision. So a vocabulary is encoded once per model, ever; a new name only costs its own
-encode. Entries are float32 ``.npy`` files (exact bits), written atomically, in
-``<dir>/v1/<key[:2]>/<key>.npy``. A corrupt or foreign file is treated as a miss and rewritten.
+encode. Entries are ``.npy`` files in ``<dir>/v2/<key[:2]>/<key>.npy`` holding one record:
+the embedding (D,) float32 (exact bits) and the sha256 of key + embedding; written atomically
+(temporary file, then rename) with the umask's permissions.
+
+An entry is used only when it reads as that record, its checksum matches, and the embedding is
+finite, non-zero and of the expected norm (1 for the text encoder's normalised outputs).
+Anything else (flipped bytes, a NaN, zeros, a broken header, a truncated file, another key's
+entry) is damaged: a miss, recomputed and replaced, with one warning per cache.
 """
 
 from __future__ import annotations
@@ -20,11 +26,37 @@ import numpy as np
 
 from .fileio import atomic_path
 
-LAYOUT = "v1"
+LAYOUT = "v2"  # v1 entries (plain float32 .npy, no checksum) are never read
+NORM_TOLERANCE = 1e-2  # relative; fp16 engines round the normalised embedding
 
 
 class CacheWriteWarning(UserWarning):
     """The cache folder cannot be written; embeddings stay in memory for this process."""
+
+
+class CacheDamagedWarning(UserWarning):
+    """A cache entry failed its checks; it is recomputed and replaced."""
+
+
+def entry_dtype(dim: int) -> np.dtype:
+    """One cache record: the sha256 of key + embedding bytes, then the embedding (D,) float32."""
+    return np.dtype([("sha256", "u1", (32,)), ("embedding", "<f4", (dim,))])
+
+
+def entry_digest(key: str, embedding: np.ndarray) -> bytes:
+    return hashlib.sha256(key.encode("utf-8") + np.ascontiguousarray(embedding, dtype="<f4").tobytes()).digest()
+
+
+def embedding_problem(value: np.ndarray, expected_norm: float | None) -> str | None:
+    """Why ``value`` (D,) cannot be a text embedding (non-finite, zero, wrong norm), or None."""
+    if not np.all(np.isfinite(value)):
+        return "non-finite values"
+    norm = float(np.linalg.norm(value.astype(np.float64)))
+    if norm == 0.0:
+        return "an all-zero vector"
+    if expected_norm is not None and abs(norm - expected_norm) > NORM_TOLERANCE * expected_norm:
+        return f"norm {norm:.4g}, expected {expected_norm:g}"
+    return None
 
 
 def default_cache_dir() -> Path:
@@ -49,26 +81,67 @@ class ModelIdentity:
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+def _read_record(path: Path, dim: int | None) -> tuple[np.ndarray | None, str]:
+    """(the entry's record, "") or (None, why it is damaged). The header is checked before any
+    data is read, so a header claiming a huge array allocates nothing."""
+    fmt = np.lib.format
+    try:
+        with open(path, "rb") as f:
+            version = fmt.read_magic(f)
+            read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, _, dtype = read_header(f)
+            fields = dtype.fields or {}
+            found = fields["embedding"][0].shape[0] if "embedding" in fields and fields["embedding"][0].shape else 0
+            if shape != () or dtype != entry_dtype(found) or dim not in (None, found):
+                return None, f"not a {LAYOUT} entry of dimension {dim or 'D'}"
+            data = f.read(dtype.itemsize + 1)
+    except Exception as e:  # numpy's header parser raises ValueError, SyntaxError, TokenError, ...
+        return None, f"unreadable: {type(e).__name__}"
+    if len(data) != dtype.itemsize:
+        return None, "truncated" if len(data) < dtype.itemsize else "trailing bytes"
+    return np.frombuffer(data, dtype=dtype, count=1)[0], ""
+
+
 @dataclass
 class CacheStats:
     hits: int = 0
     misses: int = 0
     disk_reads: int = 0
     disk_writes: int = 0
+    damaged: int = 0
 
 
 class TextEmbeddingCache:
-    """Embeddings (D,) float32 by key; ``directory`` None keeps them in memory only."""
+    """Embeddings (D,) float32 by key; ``directory`` None keeps them in memory only.
 
-    def __init__(self, directory: str | Path | None = None, dim: int | None = None) -> None:
+    ``expected_norm``: the L2 norm every embedding has (1.0 for normalised ones; None: any
+    non-zero norm). An embedding that fails the checks is never written to disk.
+    """
+
+    def __init__(
+        self, directory: str | Path | None = None, dim: int | None = None, expected_norm: float | None = None
+    ) -> None:
         self.directory = Path(directory) if directory is not None else None
         self.dim = dim
+        self.expected_norm = expected_norm
         self._memory: dict[str, np.ndarray] = {}
         self.stats = CacheStats()
+        self._warned_damaged = False
 
     def _path(self, key: str) -> Path:
         assert self.directory is not None
         return self.directory / LAYOUT / key[:2] / f"{key}.npy"
+
+    def _damaged(self, path: Path, why: str) -> None:
+        self.stats.damaged += 1
+        if not self._warned_damaged:
+            self._warned_damaged = True
+            warnings.warn(
+                f"text-embedding cache {self.directory}: damaged entry {path.name} ({why}); "
+                "damaged entries are recomputed and replaced",
+                CacheDamagedWarning,
+                stacklevel=4,
+            )
 
     def _read(self, key: str) -> np.ndarray | None:
         if self.directory is None:
@@ -76,11 +149,17 @@ class TextEmbeddingCache:
         path = self._path(key)
         if not path.is_file():
             return None
-        try:
-            value = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError):
+        record, why = _read_record(path, self.dim)
+        if record is None:
+            self._damaged(path, why)
             return None
-        if value.dtype != np.float32 or value.ndim != 1 or (self.dim is not None and value.shape[0] != self.dim):
+        value = np.array(record["embedding"], dtype=np.float32)  # (D,), a copy out of the record
+        if record["sha256"].tobytes() != entry_digest(key, value):
+            self._damaged(path, "checksum mismatch")
+            return None
+        problem = embedding_problem(value, self.expected_norm)
+        if problem:
+            self._damaged(path, problem)
             return None
         self.stats.disk_reads += 1
         return value
@@ -104,11 +183,14 @@ class TextEmbeddingCache:
         if value.ndim != 1:
             raise ValueError(f"a cache entry is one embedding (D,), got shape {value.shape}")
         self._memory[key] = value
-        if self.directory is None:
-            return
+        if self.directory is None or embedding_problem(value, self.expected_norm):
+            return  # nothing that would fail the read checks is persisted
+        record = np.zeros((), dtype=entry_dtype(value.shape[0]))
+        record["sha256"] = np.frombuffer(entry_digest(key, value), dtype=np.uint8)
+        record["embedding"] = value
         try:
             with atomic_path(self._path(key)) as tmp, open(tmp, "wb") as f:
-                np.save(f, value, allow_pickle=False)
+                np.save(f, record, allow_pickle=False)
         except OSError as e:
             warnings.warn(
                 f"text-embedding cache {self.directory} is not writable ({e.strerror or e}); "

@@ -19,9 +19,9 @@ from PIL import Image, UnidentifiedImageError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .cache import CacheWriteWarning
+from .cache import CacheDamagedWarning, CacheWriteWarning
 from .errors import BackendError, InputError
-from .image_io import DEFAULT_MAX_PIXELS, load_image
+from .image_io import DEFAULT_MAX_PIXELS, check_image_path, load_image
 from .manifest import ManifestError
 from .outputs import OutputPaths, write_outputs
 from .vocabulary import ClassNameTruncatedWarning, parse_class_list
@@ -45,7 +45,7 @@ def read_classes(classes: str | None, classes_file: Path | None) -> list[str]:
         return parse_class_list(classes)
     assert classes_file is not None
     try:
-        text = classes_file.read_text(encoding="utf-8")
+        text = classes_file.read_text(encoding="utf-8-sig")  # a UTF-8 BOM is not part of the first name
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"{classes_file}: cannot read the class list ({type(e).__name__})") from None
     return [line.strip() for line in text.splitlines() if line.strip()]
@@ -56,8 +56,7 @@ def preflight(images: list[Path], out: Path, max_pixels: int) -> list[OutputPath
     seen: dict[Path, Path] = {}
     paths = []
     for image in images:
-        if not image.is_file():
-            raise InputError(f"{image}: no such file")
+        check_image_path(image)
         try:
             Image.MAX_IMAGE_PIXELS, old = None, Image.MAX_IMAGE_PIXELS
             with Image.open(image) as img:
@@ -122,6 +121,8 @@ def run(
     names = read_classes(classes, classes_file)
     if not images and not precompute:
         raise InputError("no images given (or use --precompute to only fill the text-embedding cache)")
+    if images and precompute:
+        raise InputError(f"--precompute only fills the text-embedding cache; it takes no images (got {len(images)})")
     outputs = preflight(images, out, max_pixels)
     seg = Segmenter(
         artifacts,
@@ -150,10 +151,12 @@ def run(
                 result = seg.segment(array, sliding_window=sliding_window)
                 meta = {"image": str(image), "backend": backend, "sliding_window": sliding_window}
                 write_outputs(paths, array, result, meta)
-            except InputError as e:
+            except InputError as e:  # OutputError too: the next images are still tried
                 _say("error", str(e))
                 failures += 1
             bar.advance(task)
+    if failures and len(images) > 1:
+        _say("error", f"{failures} of {len(images)} images failed (see above); the others were written")
     return EXIT_USER_ERROR if failures else 0
 
 
@@ -182,6 +185,7 @@ def segment(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ClassNameTruncatedWarning)
         warnings.simplefilter("always", CacheWriteWarning)
+        warnings.simplefilter("always", CacheDamagedWarning)
         try:
             code = run(
                 list(images or []), artifacts, classes, classes_file, out, backend, sliding_window,
@@ -198,7 +202,7 @@ def segment(
             code = EXIT_INTERNAL
         finally:
             for w in caught:
-                if issubclass(w.category, ClassNameTruncatedWarning | CacheWriteWarning):
+                if issubclass(w.category, ClassNameTruncatedWarning | CacheWriteWarning | CacheDamagedWarning):
                     _say("warning", str(w.message))
     raise typer.Exit(code)
 

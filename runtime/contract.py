@@ -7,11 +7,18 @@ Shapes hold ints for fixed sizes and names for dynamic axes.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal, get_args
 
 FORMAT = "escnet-artifacts"
+# Versioning: ``format_version`` (major) changes when an older runtime would misread the
+# manifest; a runtime refuses a newer major. ``format_minor`` changes when fields are added that
+# an older runtime may ignore; a runtime reads any minor of its major, and fields a minor made
+# required are only defaulted for manifests of an older minor.
+#   1.0: graphs, preprocessing, tokenizer, templates, decoder steps, files
+#   1.1: ``sliding_window`` (canvas, window, stride) and ``text_batch``
 FORMAT_VERSION = 1
+FORMAT_MINOR = 1
 
 BATCH, TEXTS, CLASSES = "batch", "texts", "classes"  # dynamic axis names
 
@@ -44,6 +51,7 @@ VOCAB_FILE = "bpe_simple_vocab_16e6.txt.gz"
 
 Dim = int | str
 DType = Literal["float32", "float16", "int64"]
+DTYPES: tuple[str, ...] = get_args(DType)
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,11 @@ class GraphSpec:
     @property
     def file(self) -> str:
         return f"{self.name}.onnx"
+
+    @property
+    def external_data_file(self) -> str:
+        """Where the exporter keeps a large graph's weights (listed in ``files`` when written)."""
+        return f"{self.file}.data"
 
     @property
     def input_names(self) -> list[str]:
@@ -222,7 +235,35 @@ class TokenizerSpec:
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> TokenizerSpec:
-        return TokenizerSpec(**d)
+        known = {f.name for f in fields(TokenizerSpec)}  # a later minor may add fields
+        return TokenizerSpec(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass(frozen=True)
+class SlidingWindow:
+    """CAT-Seg's sliding-window protocol: resize to canvas x canvas, windows of S at ``stride``."""
+
+    canvas: int  # the image is resized to canvas x canvas (640 for S = 384)
+    window: int  # S: each window is one image-encoder view
+    stride: int  # window corners at multiples of stride (256 for S = 384)
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> SlidingWindow:
+        return SlidingWindow(int(d["canvas"]), int(d["window"]), int(d["stride"]))
+
+
+# Manifests of format 1.0 carry no sliding window and no text batch; they were exported when
+# these were the only values (escnet.inference.sliding_geometry, escnet.model.TEXT_BATCH).
+LEGACY_TEXT_BATCH = 256
+
+
+def legacy_sliding_window(image_size: int) -> SlidingWindow:
+    """The geometry every 1.0 manifest was used with: stride int(S * 2/3), canvas S + stride."""
+    stride = int(image_size * 2 / 3)
+    return SlidingWindow(image_size + stride, image_size, stride)
 
 
 # TensorRT engines (``escnet-export trt``): <artifacts>/<ENGINE_DIR>/<graph><ENGINE_SUFFIX>,

@@ -9,3 +9,7 @@ class InputError(ValueError):
 
 class BackendError(RuntimeError):
     """A backend that cannot run as requested (provider missing, silent fall-back, no TensorRT)."""
+
+
+class OutputError(InputError):
+    """An output that could not be written (full disk, no permission); names the file."""

@@ -6,10 +6,29 @@ import contextlib
 import hashlib
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 _CHUNK = 1 << 20
+_umask_lock = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask (Linux: read from /proc; elsewhere set and restored under a lock)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    with _umask_lock:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """Permissions of a new regular file under the umask (0644 for the usual 022)."""
+    return 0o666 & ~current_umask()
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -22,12 +41,18 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; renamed onto ``path`` only on success."""
+    """Yield a temporary path beside ``path``; renamed onto ``path`` only on success.
+
+    The file gets the umask's permissions (mkstemp alone would leave it 0600), like a plain open().
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
     try:
+        try:
+            os.fchmod(fd, file_mode())
+        finally:
+            os.close(fd)
         yield Path(tmp)
         os.replace(tmp, target)
     except BaseException:

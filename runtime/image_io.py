@@ -40,11 +40,38 @@ def _to_rgb(img: Image.Image, path: Path) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8).copy()
 
 
+def check_image_path(path: Path) -> None:
+    """A path that can be an image file: exists, is not a folder, is a file; else one line."""
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not an image file")
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if not path.is_file():
+        raise InputError(f"{path}: not a regular file")
+
+
+def pil_to_array(img: Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """An in-memory Pillow image -> (H, W, 3) uint8 RGB, decided as for files (EXIF, modes, 16-bit)."""
+    w, h = img.size
+    if w < 1 or h < 1:
+        raise InputError(f"PIL image has no pixels ({w}x{h})")
+    if w * h > max_pixels:
+        raise InputError(f"PIL image is {w}x{h} ({w * h / 1e6:.0f} Mpx), over the limit of {max_pixels / 1e6:.0f} Mpx")
+    name = Path(getattr(img, "filename", "") or "PIL image")
+    try:
+        img.load()
+        img = ImageOps.exif_transpose(img) or img
+        return _to_rgb(img, name)
+    except InputError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError, AttributeError) as e:
+        raise InputError(f"{name}: cannot read this PIL image ({type(e).__name__}: {e})") from None
+
+
 def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """path -> (H, W, 3) uint8 RGB, or InputError (one line) for anything that is not a usable image."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+    check_image_path(path)
     old_limit = Image.MAX_IMAGE_PIXELS
     try:
         # Our own limit replaces Pillow's for this call; the size is checked before decoding.

@@ -17,21 +17,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from .backends import Backend, create_backend
 from .cache import ModelIdentity, TextEmbeddingCache, default_cache_dir
 from .chunked_decoder import ChunkedDecoder
 from .contract import CLASS_EMBEDDINGS, DECODER, DEFAULT_CLASS_CHUNK, IMAGE, IMAGE_ENCODER, LOGITS, TEXT_ENCODER
 from .errors import InputError
-from .image_io import load_image
-from .manifest import Manifest, load_manifest
+from .image_io import load_image, pil_to_array
+from .manifest import Manifest, ManifestError, load_manifest
 from .postprocess import label_classes, view_probabilities
 from .preprocess import check_image, view
 from .sliding import FoldAccumulator, WindowGrid, sliding_views
 from .text_encoder import TextEncoder
 from .tokenizer import ClipTokenizer
 
-ImageLike = np.ndarray | str | Path
+ImageLike = np.ndarray | str | Path | Image.Image
 ScoresFor = Callable[[int, int], np.ndarray]  # (start, end) -> scores of those classes (end - start, h, w)
 
 
@@ -71,14 +72,17 @@ class Segmenter:
         class_chunk: int | None = None,
         **backend_options: Any,
     ) -> None:
+        if not isinstance(artifacts, str | Path):
+            raise InputError(f"artifacts must be a folder path, got {type(artifacts).__name__}")
+        self.batch_size = positive_int("batch_size", batch_size)
+        if class_chunk is not None:
+            class_chunk = positive_int("class_chunk", class_chunk)
         self.folder = Path(artifacts)
         self.manifest: Manifest = load_manifest(self.folder, verify=verify)
-        if batch_size < 1:
-            raise InputError(f"batch_size is {batch_size}; expected at least 1")
-        self.batch_size = batch_size
+        missing = [g for g in (IMAGE_ENCODER, TEXT_ENCODER, DECODER) if g not in self.manifest.graphs]
+        if missing:
+            raise ManifestError(f"{self.folder}: the manifest has no {', '.join(missing)} graph; expected all three")
         steps = self.manifest.decoder_steps
-        if class_chunk is not None and class_chunk < 1:
-            raise InputError(f"class_chunk is {class_chunk}; expected at least 1")
         if class_chunk is not None and not steps:
             raise InputError(
                 f"{self.folder}: these artifacts have no decoder step graphs, so classes cannot be chunked; "
@@ -89,7 +93,7 @@ class Segmenter:
         self.class_chunk: int | None = chunk if steps else None
         self.backend: Backend = create_backend(backend, self.folder, self.manifest, **backend_options)
         spec = self.manifest.tokenizer
-        self.tokenizer = ClipTokenizer.from_spec(self.folder, spec, verify=False)  # verified with the manifest
+        self.tokenizer = ClipTokenizer.from_manifest(self.folder, self.manifest)  # built from verified bytes
         self.image_size = self.manifest.preprocess.image_size
         identity = ModelIdentity(
             text_encoder_sha256=self.backend.graph_sha256(TEXT_ENCODER),
@@ -99,8 +103,9 @@ class Segmenter:
         )
         dim = int(self.manifest.graphs[TEXT_ENCODER].outputs[0].shape[-1])
         directory = (Path(cache_dir) if cache_dir else default_cache_dir()) if disk_cache else None
-        self.cache = TextEmbeddingCache(directory, dim=dim)
-        self.text = TextEncoder(self.backend, self.tokenizer, self.manifest.templates, identity, self.cache)
+        self.cache = TextEmbeddingCache(directory, dim=dim, expected_norm=1.0)  # the encoder normalises
+        templates, batch = self.manifest.templates, self.manifest.texts_per_call()
+        self.text = TextEncoder(self.backend, self.tokenizer, templates, identity, self.cache, batch)
         self._chunked = ChunkedDecoder(self.backend, steps) if self.class_chunk is not None else None
         self.class_names: tuple[str, ...] = ()
         self._embeddings: np.ndarray | None = None  # (T, P, D) float32
@@ -168,7 +173,7 @@ class Segmenter:
 
     def _scores_sliding(self, image: np.ndarray) -> ScoresFor:
         """Sliding window, one image: scores (Tc, BIG, BIG) of classes [start, end)."""
-        grid = WindowGrid.for_size(self.image_size)
+        grid = WindowGrid.from_spec(self.manifest.sliding())
         views = sliding_views(image, self.manifest.preprocess, grid)  # (L + 1, 3, S, S): windows, global
         *windows, global_view = self._view_logits(views)  # each (T, 4g, 4g)
         size = self.image_size
@@ -192,11 +197,15 @@ class Segmenter:
         ``return_scores``: also return the class scores (T, H, W) in [0, 1] (sigmoid, averaged over
         views) at the image's size; the labels are their arg-max.
         """
-        single = isinstance(images, str | Path) or (isinstance(images, np.ndarray) and images.ndim != 4)
+        single = isinstance(images, str | Path | Image.Image) or (isinstance(images, np.ndarray) and images.ndim != 4)
+        if not single and (isinstance(images, bytes | dict | set) or not isinstance(images, Sequence | np.ndarray)):
+            raise InputError(
+                f"images must be an image (array, PIL image or path) or a list of them, got {_kind(images)}"
+            )
         batch = [images] if single else list(images)
         if not batch:
             raise InputError("no images given")
-        arrays = [check_image(load_image(x) if isinstance(x, str | Path) else x) for x in batch]
+        arrays = [as_image(x) for x in batch]
         self.embeddings  # noqa: B018 (raises without a vocabulary)
         results: list[SegmentResult] = []
         for start in range(0, len(arrays), self.batch_size):
@@ -209,6 +218,30 @@ class Segmenter:
                 up = label_classes(scores_for, len(self.class_names), img.shape[:2], keep_scores=return_scores)
                 results.append(SegmentResult(up.labels, self.class_names, up.scores))
         return results[0] if single else results
+
+
+def _kind(value: object) -> str:
+    return "None" if value is None else type(value).__name__
+
+
+def positive_int(name: str, value: object) -> int:
+    """``value`` as a whole number >= 1, or a one-line InputError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise InputError(f"{name} must be a whole number >= 1, got {value!r} ({_kind(value)})")
+    if value < 1:
+        raise InputError(f"{name} is {value}; expected at least 1")
+    return int(value)
+
+
+def as_image(x: object) -> np.ndarray:
+    """One image (array, PIL image or path) -> (H, W, 3) uint8, or a one-line InputError."""
+    if isinstance(x, str | Path):
+        return check_image(load_image(x))
+    if isinstance(x, Image.Image):
+        return check_image(pil_to_array(x))
+    if not isinstance(x, np.ndarray):
+        raise InputError(f"an image must be a numpy array (H, W, 3) uint8, a PIL image or a path, got {_kind(x)}")
+    return check_image(x)
 
 
 def precompute_vocabulary(

@@ -1,9 +1,9 @@
 """CAT-Seg's sliding-window protocol (escnet/inference.py): windows, their fold, the global view.
 
-The image is resized to BIG x BIG with BIG = S + stride (640 for S = 384: 2 x 2 windows tile it
-exactly); S x S windows at stride int(S * 2/3) (F.unfold's positions, row-major); window
-probabilities are summed where they overlap (in F.fold's order), divided by the cover count,
-averaged with the global view's probabilities resized to BIG.
+The image is resized to BIG x BIG (the manifest's ``sliding_window.canvas``; 640 for S = 384:
+2 x 2 windows tile it exactly); S x S windows at the manifest's stride (256 for S = 384), at
+F.unfold's positions (row-major); window probabilities are summed where they overlap (in F.fold's
+order), divided by the cover count, averaged with the global view's probabilities resized to BIG.
 """
 
 from __future__ import annotations
@@ -12,12 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .contract import Preprocess
+from .contract import Preprocess, SlidingWindow, legacy_sliding_window
 from .preprocess import view
 from .resize import F32, resize_bilinear
-
-SLIDING_STRIDE_FRACTION = 2 / 3
-SLIDING_WINDOWS_PER_SIDE = 2
 
 
 @dataclass(frozen=True)
@@ -29,10 +26,14 @@ class WindowGrid:
     stride: int
 
     @staticmethod
+    def from_spec(spec: SlidingWindow) -> WindowGrid:
+        """The geometry the manifest gives (the exporter writes the reference's)."""
+        return WindowGrid(spec.canvas, spec.window, spec.stride)
+
+    @staticmethod
     def for_size(size: int) -> WindowGrid:
-        """The reference's geometry (escnet.inference.sliding_geometry): canvas S + stride."""
-        stride = int(size * SLIDING_STRIDE_FRACTION)
-        return WindowGrid(size + stride * (SLIDING_WINDOWS_PER_SIDE - 1), size, stride)
+        """The geometry a format 1.0 manifest (no ``sliding_window``) was used with."""
+        return WindowGrid.from_spec(legacy_sliding_window(size))
 
     @property
     def per_side(self) -> int:

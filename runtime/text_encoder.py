@@ -13,8 +13,6 @@ from .contract import TEXT_EMBEDDINGS, TEXT_ENCODER, TOKEN_IDS
 from .tokenizer import ClipTokenizer
 from .vocabulary import ClassNameTruncatedWarning, check_class_names, expand
 
-TEXT_BATCH = 256  # texts per text-encoder call, as the PyTorch model's embed_classes
-
 
 class TextEncoder:
     def __init__(
@@ -24,8 +22,11 @@ class TextEncoder:
         templates: Sequence[str],
         identity: ModelIdentity,
         cache: TextEmbeddingCache,
+        batch: int,
     ) -> None:
+        """``batch``: texts per text-encoder call (the manifest's ``text_batch``)."""
         self.backend = backend
+        self.batch = batch
         self.tokenizer = tokenizer
         self.templates = tuple(templates)
         self.identity = identity
@@ -59,8 +60,8 @@ class TextEncoder:
         if check:
             cut = self.tokenizer.tokenize([t.format(n) for t, n in check]).truncated
             self._warn_truncated(check, cut)
-        for start in range(0, len(missing), TEXT_BATCH):
-            idx = missing[start : start + TEXT_BATCH]
+        for start in range(0, len(missing), self.batch):
+            idx = missing[start : start + self.batch]
             batch = [pairs[i] for i in idx]
             tokens = self.tokenizer.tokenize([t.format(n) for t, n in batch])
             self._warn_truncated(batch, tokens.truncated)
@@ -70,6 +71,6 @@ class TextEncoder:
                 self.cache.put(keys[i], emb[j])
                 found[i] = emb[j]
             if progress is not None:
-                progress(min(start + TEXT_BATCH, len(missing)), len(missing))
+                progress(min(start + self.batch, len(missing)), len(missing))
         stacked = np.stack(found)  # (T * P, D)
         return stacked.reshape(len(names), len(self.templates), -1)

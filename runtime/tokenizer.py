@@ -23,7 +23,7 @@ import regex
 
 from .contract import TokenizerSpec
 from .errors import InputError
-from .fileio import sha256_file
+from .manifest import Manifest, read_hashed, read_verified
 
 NUM_MERGES = 49152 - 256 - 2  # merges CLIP uses: its vocabulary is 49408 = 2 * 256 bytes + merges + 2 specials
 END_OF_WORD = "</w>"
@@ -60,13 +60,15 @@ class Tokenized:
 class ClipTokenizer:
     """CLIP BPE over a ``bpe_simple_vocab_16e6.txt.gz`` merges file."""
 
-    def __init__(self, vocab_path: str | Path, context_length: int = 77) -> None:
+    def __init__(self, vocab_path: str | Path, context_length: int = 77, data: bytes | None = None) -> None:
+        """``data``: the gzipped vocabulary's bytes (already verified); else it is read from ``vocab_path``."""
         self.vocab_path = Path(vocab_path)
         self.context_length = int(context_length)
         if self.context_length < 2:
             raise InputError(f"context_length is {context_length}; expected at least 2 (start and end of text)")
         try:
-            lines = gzip.open(self.vocab_path).read().decode("utf-8").split("\n")
+            raw = gzip.decompress(data) if data is not None else gzip.open(self.vocab_path).read()
+            lines = raw.decode("utf-8").split("\n")
         except (OSError, UnicodeDecodeError, EOFError) as e:
             raise InputError(f"{self.vocab_path}: unreadable BPE vocabulary ({e})") from None
         merges = [tuple(line.split()) for line in lines[1 : NUM_MERGES + 1]]  # line 0 is a version header
@@ -87,12 +89,18 @@ class ClipTokenizer:
         self._words: dict[str, tuple[int, ...]] = {}
 
     @staticmethod
-    def from_spec(folder: str | Path, spec: TokenizerSpec, verify: bool = True) -> ClipTokenizer:
-        """The tokenizer an artifacts folder's manifest describes (vocabulary sha256 checked)."""
-        path = Path(folder) / spec.vocab_file
-        if verify and path.is_file() and sha256_file(path) != spec.vocab_sha256:
-            raise InputError(f"{path}: BPE vocabulary does not match the manifest's sha256")
-        return ClipTokenizer(path, spec.context_length)
+    def from_spec(folder: str | Path, spec: TokenizerSpec) -> ClipTokenizer:
+        """The tokenizer a manifest's spec describes: the vocabulary is read once, inside ``folder``,
+        and built from the very bytes whose sha256 matched the spec."""
+        data = read_hashed(folder, spec.vocab_file, spec.vocab_sha256)
+        return ClipTokenizer(Path(folder) / spec.vocab_file, spec.context_length, data=data)
+
+    @staticmethod
+    def from_manifest(folder: str | Path, manifest: Manifest) -> ClipTokenizer:
+        """As ``from_spec``, through ``read_verified`` (the vocabulary must be listed in ``files``)."""
+        spec = manifest.tokenizer
+        data = read_verified(Path(folder), manifest, spec.vocab_file)
+        return ClipTokenizer(Path(folder) / spec.vocab_file, spec.context_length, data=data)
 
     def _merge(self, word: str) -> tuple[int, ...]:
         """One pre-split word (already byte-mapped) -> its BPE token ids."""

@@ -124,7 +124,7 @@ def test_truncated_image_writes_nothing_for_it(artifacts, tmp_path):
     result, out = _invoke(artifacts, tmp_path, str(cut), "--classes", "cat,sky")
     _assert_user_error(result, out, "truncated")
     result, out = _invoke(artifacts, tmp_path, str(cut), str(good), "--classes", "cat,sky")
-    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 2  # its error, the summary
     assert _files(out) == ["good.json", "good.labels.png", "good.overlay.png"]  # no temporary or half file
 
 

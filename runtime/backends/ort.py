@@ -18,6 +18,7 @@ import onnxruntime as ort
 
 from ..contract import TEXT_ENCODER, GraphSpec
 from ..errors import BackendError
+from ..graph_files import GraphBytes, verified_graph
 from ..manifest import Manifest
 from .base import check_feed
 
@@ -93,8 +94,25 @@ def _provider_options(provider: str, device_id: int, cache_dir: Path) -> list[An
     return [provider]
 
 
+def _session_from_bytes(
+    graph: GraphBytes, opts: ort.SessionOptions, providers: list[Any], disabled: list[str] | None
+) -> ort.InferenceSession:
+    """A session built from verified bytes; external-data files go in from memory (ONNX Runtime
+    copies them while it builds the session), never read again from disk."""
+    if graph.external:
+        names = list(graph.external)
+        blobs = [graph.external[n] for n in names]
+        opts.add_external_initializers_from_files_in_memory(names, blobs, [len(b) for b in blobs])
+    return ort.InferenceSession(graph.model, sess_options=opts, providers=providers, disabled_optimizers=disabled)
+
+
 class OrtBackend:
-    """Sessions are created on first use of each graph (a text-only run never loads the decoder)."""
+    """Sessions are created on first use of each graph (a text-only run never loads the decoder).
+
+    Each session is built from the graph's bytes as read and hashed at that moment
+    (``verified_graph``): loading lazily keeps a text-only run from reading the decoder, and
+    re-reading at load means a file swapped after ``Segmenter(...)`` is refused, not run.
+    """
 
     def __init__(
         self,
@@ -149,12 +167,11 @@ class OrtBackend:
         providers = _provider_options(self.provider, self.device_id, self.trt_cache_dir)
         if self.provider == "TensorrtExecutionProvider":
             self.trt_cache_dir.mkdir(parents=True, exist_ok=True)
+        verified = verified_graph(self.folder, self.manifest, graph)  # ManifestError when tampered
         try:
             with warnings.catch_warnings():  # ORT warns and falls back; the check below raises instead
                 warnings.simplefilter("ignore", UserWarning)
-                session = ort.InferenceSession(
-                    str(self.folder / spec.file), sess_options=opts, providers=providers, disabled_optimizers=disabled
-                )
+                session = _session_from_bytes(verified, opts, providers, disabled)
         except Exception as e:  # onnxruntime raises its own exception types, none of them exported stably
             raise BackendError(f"{spec.file}: ONNX Runtime could not load it ({type(e).__name__}: {e})") from None
         running = session.get_providers()

@@ -4,8 +4,9 @@ TensorRT and cuda-python (device memory, copies, a stream) are imported only whe
 is built; where either is missing it raises one clear BackendError. Device buffers persist per
 tensor and grow on demand; outputs the next graph reads can stay on the GPU (``keep_on_device``).
 Engines are ``<artifacts>/trt/<graph>.engine`` with the build manifest ``trt/build.json``
-(``escnet-export trt`` writes both): each engine's sha256 is checked against it, and so is the
-sha256 of the ONNX graph it was built from against the artifacts manifest.
+(``escnet-export trt`` writes both): each engine is read once, confined to the engines folder,
+its sha256 checked against it, and deserialised from those very bytes; the sha256 of the ONNX
+graph it was built from is checked against the artifacts manifest.
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ import numpy as np
 
 from ..contract import BUILD_MANIFEST_FILE, ENGINE_DIR, ENGINE_SUFFIX
 from ..errors import BackendError
-from ..fileio import sha256_file
-from ..manifest import Manifest
+from ..manifest import Manifest, ManifestError, read_hashed
 from .base import check_feed
 
 
@@ -99,22 +99,26 @@ class TrtBackend:
                 raise BackendError(f"{path}: the {graph} engine was built from another {spec.file}; rebuild it")
         return data
 
-    def _engine_file(self, graph: str) -> Path:
+    def _engine_bytes(self, graph: str) -> tuple[bytes, Path]:
+        """The engine's bytes, read once and checked against build.json's sha256."""
         record = self.build["engines"][graph]
-        path = self.engines_dir / record.get("file", f"{graph}{ENGINE_SUFFIX}")
-        if not path.is_file():
-            raise BackendError(f"{path}: engine listed in {BUILD_MANIFEST_FILE} is missing")
-        if sha256_file(path) != record.get("sha256"):
-            raise BackendError(f"{path}: engine does not match {BUILD_MANIFEST_FILE} (sha256); rebuild it")
-        return path
+        name = record.get("file", f"{graph}{ENGINE_SUFFIX}")
+        expected = record.get("sha256")
+        if not isinstance(name, str) or not isinstance(expected, str):
+            raise BackendError(f"{self.engines_dir / BUILD_MANIFEST_FILE}: engine record of {graph} is incomplete")
+        try:
+            data = read_hashed(self.engines_dir, name, expected, what=BUILD_MANIFEST_FILE)
+        except ManifestError as e:
+            raise BackendError(f"{e}; rebuild the engines (escnet-export trt)") from None
+        return data, self.engines_dir / name
 
     def graph_sha256(self, graph: str) -> str:
         return str(self.build["engines"][graph]["sha256"])
 
     def _context(self, graph: str) -> Any:
         if graph not in self._contexts:
-            path = self._engine_file(graph)
-            engine = self._runtime.deserialize_cuda_engine(path.read_bytes())
+            data, path = self._engine_bytes(graph)
+            engine = self._runtime.deserialize_cuda_engine(data)  # the bytes that were hashed
             if engine is None:
                 raise BackendError(f"{path}: TensorRT could not deserialize it (other TensorRT version or GPU?)")
             self._engines[graph], self._files[graph] = engine, path
