@@ -187,3 +187,41 @@ def test_external_data_outside_the_folder_is_refused(external_artifacts, tmp_pat
     seg = Segmenter(folder, disk_cache=False)
     with pytest.raises(ManifestError, match="not a relative path inside the artifacts folder"):
         seg.encode_vocabulary(NAMES)
+
+
+# -- TensorRT engines: read once, confined to the engines folder, hashed (TensorRT not needed) --
+
+
+def _engine_reader(engines_dir: Path, record: dict):
+    """The TensorRT backend's engine reader, without TensorRT: only ``_engine_bytes`` is exercised."""
+    from escnet_runtime.backends.trt import TrtBackend
+
+    backend = object.__new__(TrtBackend)  # __init__ imports TensorRT, which this machine cannot install
+    backend.engines_dir = engines_dir
+    backend.build = {"engines": {"decoder": record}}
+    return backend
+
+
+def test_trt_engines_are_read_from_hashed_bytes_inside_their_folder(tmp_path):
+    from escnet_runtime.errors import BackendError
+
+    engines = tmp_path / "trt"
+    engines.mkdir()
+    blob = b"serialized engine bytes"
+    (engines / "decoder.engine").write_bytes(blob)
+    (tmp_path / "outside.engine").write_bytes(blob)
+    good = hashlib.sha256(blob).hexdigest()
+    data, path = _engine_reader(engines, {"file": "decoder.engine", "sha256": good})._engine_bytes("decoder")
+    assert data == blob and path == engines / "decoder.engine"
+    for record, expect in [
+        ({"file": "decoder.engine", "sha256": "0" * 64}, "does not match build.json"),
+        ({"file": "../outside.engine", "sha256": good}, "not a relative path inside"),
+        ({"file": str(tmp_path / "outside.engine"), "sha256": good}, "not a relative path inside"),
+        ({"file": "decoder.engine"}, "incomplete"),
+    ]:
+        with pytest.raises(BackendError, match=expect) as info:
+            _engine_reader(engines, record)._engine_bytes("decoder")
+        assert good[:8] not in str(info.value) or "expected" in str(info.value)
+    os.symlink(tmp_path / "outside.engine", engines / "linked.engine")
+    with pytest.raises(BackendError, match="outside the artifacts folder"):
+        _engine_reader(engines, {"file": "linked.engine", "sha256": good})._engine_bytes("decoder")
