@@ -7,3 +7,7 @@ class ESCNetInputError(ValueError):
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded: unreadable, truncated, wrong format, preset or keys."""
+
+
+class ConfigError(ValueError):
+    """A model config with a wrong type, an out-of-range value or inconsistent sizes."""

@@ -15,6 +15,7 @@ from torch import nn
 from .chunks import class_spans
 from .clip_image import GuidanceUpsampler, clip_dense_features
 from .config import ESCNetConfig
+from .config_check import check_config
 from .cost_volume import CorrelationEmbed, correlation
 from .decoder import UpsamplingDecoder
 from .esc_block import ESCBlock, upsample_masks
@@ -60,7 +61,7 @@ class ESCNet(nn.Module):
 
     def __init__(self, config: ESCNetConfig) -> None:
         super().__init__()
-        self.config = config
+        self.config = check_config(config)  # before anything is allocated
         c = config
         self.clip = build_clip(c)
         self.clip.logit_scale.requires_grad_(False)  # contrastive temperature: unused for segmentation

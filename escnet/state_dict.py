@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,10 +39,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
                     f"{path}: is a TorchScript archive (OpenAI's original .pt), which carries code and is "
                     "not loaded; use open_clip's state-dict release of the same weights (.bin or .safetensors)"
                 )
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"{path}: cannot be read as a PyTorch weights file ({_first_line(e)})") from None
+    obj = torch_load_weights(path)
     for key in ("state_dict", "model"):
         if isinstance(obj, Mapping) and key in obj and isinstance(obj[key], Mapping):
             obj = obj[key]
@@ -53,6 +52,33 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
+def torch_load_weights(path: Path) -> object:
+    """``torch.load(weights_only=True)``, with a refusal that says what the file holds.
+
+    torch's own refusal suggests re-running with ``weights_only=False``: never shown, since that
+    is exactly the code execution the check prevents.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        text = str(e)
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        if "Weights only load failed" in text and found:
+            raise CheckpointError(
+                f"{path}: holds code, not only tensors: a pickle naming {found.group(1)}; it was not loaded, "
+                "since loading it would run that code. Use a state dict of tensors (.safetensors or .pt/.pth)"
+            ) from None
+        if "Weights only load failed" in text:
+            raise CheckpointError(
+                f"{path}: holds pickled content the safe loader refuses (objects beyond tensors, or damage); "
+                "it was not loaded"
+            ) from None
+        raise CheckpointError(f"{path}: not a readable PyTorch weights file (damaged pickle)") from None
+    except Exception as e:
+        detail = type(e).__name__ if "weights_only" in str(e) else _first_line(e)
+        raise CheckpointError(f"{path}: cannot be read as a PyTorch weights file ({detail})") from None
+
+
 def _first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[0][:200] if text else type(e).__name__
@@ -60,25 +86,34 @@ def _first_line(e: BaseException) -> str:
 
 def key_report(module: nn.Module, state: Mapping[str, torch.Tensor]) -> tuple[list[str], list[str], list[str]]:
     """(missing, unexpected, shape mismatches) of ``state`` against ``module``."""
-    own = module.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
+    own = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    return shape_report(own, {k: tuple(v.shape) for k, v in state.items()})
+
+
+def shape_report(
+    expected: Mapping[str, tuple[int, ...]], found: Mapping[str, tuple[int, ...]]
+) -> tuple[list[str], list[str], list[str]]:
+    """(missing, unexpected, shape mismatches) of the shapes ``found`` in a file against ``expected``."""
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
     mismatched = [
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in own
-        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
+        f"{k}: file {found[k]} vs model {expected[k]}" for k in expected if k in found and found[k] != expected[k]
     ]
     return missing, unexpected, mismatched
 
 
+def raise_on_report(report: tuple[list[str], list[str], list[str]], what: str) -> None:
+    """One CheckpointError listing what is off, when anything is."""
+    parts = []
+    for label, keys in zip(("missing", "unexpected", "wrong shape"), report, strict=True):
+        if keys:
+            more = f" (+{len(keys) - _SHOW} more)" if len(keys) > _SHOW else ""
+            parts.append(f"{len(keys)} {label}: {', '.join(keys[:_SHOW])}{more}")
+    if parts:
+        raise CheckpointError(f"{what} does not match the model: " + "; ".join(parts))
+
+
 def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
     """Load every key with the right shape, or raise one CheckpointError listing what is off."""
-    missing, unexpected, mismatched = key_report(module, state)
-    if missing or unexpected or mismatched:
-        parts = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)):
-            if keys:
-                more = f" (+{len(keys) - _SHOW} more)" if len(keys) > _SHOW else ""
-                parts.append(f"{len(keys)} {label}: {', '.join(keys[:_SHOW])}{more}")
-        raise CheckpointError(f"{what} does not match the model: " + "; ".join(parts))
+    raise_on_report(key_report(module, state), what)
     module.load_state_dict(dict(state), strict=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass
@@ -52,6 +53,9 @@ class TrainConfig:
 
     def check(self) -> None:
         """Raise ValueError with one line on a nonsensical value."""
+        for name, value in self.to_dict().items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value}")
         positive = ("iters", "batch_size", "log_every", "ckpt_every", "val_limit")
         for name in positive:
             if getattr(self, name) < 1:

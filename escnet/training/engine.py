@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,21 @@ class TrainResult:
     loss: float  # last logged loss (mean over processes)
     val_miou: float | None  # last validation mIoU, when validation ran
     model_path: Path
+
+
+class TrainingDiverged(ValueError):
+    """The loss, the gradients or the weights went non-finite: the run stops, nothing of it is saved."""
+
+
+def _diverged(what: str, step: int, ckpt: Path) -> TrainingDiverged:
+    kept = f"the last good checkpoint {ckpt} is kept" if ckpt.exists() else "no checkpoint was written"
+    return TrainingDiverged(
+        f"{what} at step {step}: training diverged (try a lower --lr); stopped without saving, {kept}"
+    )
+
+
+def _weights_finite(model: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters() if p.is_floating_point())
 
 
 def checkpoint_path(out: Path) -> Path:
@@ -99,17 +115,27 @@ def _optimise(
     trainable: list[torch.nn.Parameter],
     config: TrainConfig,
     device: torch.device,
+    info: DistInfo,
 ) -> tuple[float, float]:
-    """One optimiser step on images (b, 3, S, S) and labels (b, S, S): (loss, gradient norm)."""
+    """One optimiser step on images (b, 3, S, S) and labels (b, S, S): (loss, gradient norm).
+
+    Raises ``TrainingDiverged("loss is nan")`` (or the gradient norm) before the step when either is
+    not finite, on every process alike; the weights are then those of the previous step.
+    """
     optimizer, scheduler, scaler = parts
     images, labels = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
     with _autocast(device, config.amp):
         logits = net(images, names)  # (b, T, S/4, S/4)
     loss = segmentation_bce(logits.float(), labels, ignore_index)
+    mean_loss = all_mean(loss.item(), info)  # every process decides alike
+    if not math.isfinite(mean_loss):
+        raise TrainingDiverged(f"loss is {mean_loss}")
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.unscale_(optimizer)
     grad_norm = torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
+    if not scaler.is_enabled() and not math.isfinite(float(grad_norm)):  # fp16's scaler skips such steps itself
+        raise TrainingDiverged(f"gradient norm is {float(grad_norm)}")
     scaler.step(optimizer)
     scaler.update()
     scheduler.step()
@@ -180,9 +206,12 @@ def _train(config: TrainConfig, resume: bool, info: DistInfo) -> TrainResult:
         task = bar.add_task("train", total=config.iters, completed=start, loss=float("nan"))
         for batch in loader:
             parts = (optimizer, scheduler, scaler)
-            loss, grad_norm = _optimise(
-                net, batch, names, train_set.ignore_index, parts, trainable, config, info.device
-            )
+            try:
+                loss, grad_norm = _optimise(
+                    net, batch, names, train_set.ignore_index, parts, trainable, config, info.device, info
+                )
+            except TrainingDiverged as e:
+                raise _diverged(str(e), step + 1, ckpt) from None
             step += 1
             if config.lr_schedule == "time" and step >= config.warmup_iters:
                 factor = cosine_factor(int(1000 * (time.perf_counter() - t0)), int(1000 * config.time_limit))
@@ -212,6 +241,8 @@ def _train(config: TrainConfig, resume: bool, info: DistInfo) -> TrainResult:
                     runlog.add({"kind": "val", "step": step, **metrics, "elapsed_s": time.perf_counter() - t0})
                 barrier(info)
             if step % config.ckpt_every == 0 or step == config.iters or out_of_time:
+                if not _weights_finite(model):  # e.g. a step with a NaN learning rate
+                    raise _diverged("weights hold NaN or Inf", step, ckpt)
                 if info.is_main:
                     save_state(ckpt, model, optimizer, scheduler, step, config.to_dict(), time.perf_counter() - t0)
                     runlog.flush()
@@ -223,6 +254,8 @@ def _train(config: TrainConfig, resume: bool, info: DistInfo) -> TrainResult:
                     log.warning("escnet-train: time limit %.0f s reached at step %d", config.time_limit, step)
                 break
     model_path = out / "model.safetensors"
+    if not _weights_finite(model):
+        raise _diverged("weights hold NaN or Inf", step, ckpt)
     if info.is_main:
         save_checkpoint(model, model_path)
         if runlog is not None:

@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import CheckpointError
 from ..io_utils import atomic_path
+from ..state_dict import torch_load_weights
 
 STATE_FORMAT = "escnet-train-state"
 STATE_VERSION = 1
@@ -75,14 +77,17 @@ def save_state(
 
 def load_state(path: Path) -> dict[str, Any]:
     """Read a training checkpoint written by :func:`save_state`."""
+    if not Path(path).is_file():
+        raise TrainStateError(f"{path}: no training checkpoint")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise TrainStateError(f"{path}: no training checkpoint") from None
-    except Exception as e:  # torch raises many types for a corrupt file
-        raise TrainStateError(f"{path}: unreadable training checkpoint ({type(e).__name__})") from None
+        payload = torch_load_weights(Path(path))
+    except CheckpointError as e:
+        raise TrainStateError(f"training checkpoint {e}") from None
     if not isinstance(payload, dict) or payload.get("format") != STATE_FORMAT:
         raise TrainStateError(f"{path}: not an escnet training checkpoint")
-    if payload.get("version", 0) > STATE_VERSION:
-        raise TrainStateError(f"{path}: training checkpoint version {payload['version']} is newer than this escnet")
+    version = payload.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise TrainStateError(f"{path}: training checkpoint version {version!r} is not a positive integer")
+    if version > STATE_VERSION:
+        raise TrainStateError(f"{path}: training checkpoint version {version} is newer than this escnet")
     return payload

@@ -1,0 +1,153 @@
+"""Checks of an :class:`ESCNetConfig` before anything is allocated: types, ranges, consistency.
+
+A config read from a checkpoint is untrusted input: ``vision_width=-5`` must not reach
+``nn.Linear`` (a negative-dimension traceback) and ``vision_layers=10**9`` must not start
+building layers. Upper bounds are far beyond any CLIP (ViT-bigG is 1664 wide, 48 deep) and
+only stop absurd values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Iterator
+from typing import Any
+
+from .config import ESCNetConfig
+from .errors import ConfigError
+
+MAX_WIDTH = 16384  # any channel count
+MAX_DEPTH = 256  # any layer count, ESC blocks included
+MAX_COUNT = 1_000_000  # vocabulary size, k-means iterations, rank levels, templates, class chunk
+MAX_IMAGE = 8192  # image_size, context_length, patch and window sides
+_SHOW = 3  # problems named in one error
+
+
+def check_config(config: ESCNetConfig) -> ESCNetConfig:
+    """``config`` unchanged, or one :class:`ConfigError` line naming the first problems."""
+    if not isinstance(config, ESCNetConfig):
+        raise ConfigError(f"config must be an ESCNetConfig, got {type(config).__name__}")
+    problems = list(_type_problems(config, "config"))
+    if not problems:
+        problems = list(_value_problems(config))
+    if problems:
+        more = f" (+{len(problems) - _SHOW} more)" if len(problems) > _SHOW else ""
+        raise ConfigError("invalid model config: " + "; ".join(problems[:_SHOW]) + more)
+    return config
+
+
+def _type_problems(obj: Any, where: str) -> Iterator[str]:
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value, hint, name = getattr(obj, f.name), hints[f.name], f"{where}.{f.name}"
+        if dataclasses.is_dataclass(hint):
+            if isinstance(value, hint):
+                yield from _type_problems(value, name)
+            else:
+                yield f"{name} must be an object of {hint.__name__} fields, got {type(value).__name__}"
+        elif not _matches(value, hint):
+            yield f"{name} = {_short(value)} is not {_describe(hint)}"
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if hint in (bool, str):
+        return isinstance(value, hint)
+    if hint is type(None):
+        return value is None
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, a) for a in args)
+    if origin is typing.Literal:
+        return value in args
+    if origin is tuple:
+        if not isinstance(value, tuple):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_matches(v, args[0]) for v in value)
+        return len(value) == len(args) and all(_matches(v, a) for v, a in zip(value, args, strict=True))
+    return isinstance(value, hint) if isinstance(hint, type) else True
+
+
+def _describe(hint: Any) -> str:
+    text = getattr(hint, "__name__", None) if isinstance(hint, type) else None
+    return f"a finite {text}" if text == "float" else f"{text or hint}".replace("typing.", "")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+_BOUNDS = {
+    **dict.fromkeys(
+        ("clip.embed_dim", "clip.vision_width", "clip.vision_heads", "clip.text_width", "clip.text_heads"), MAX_WIDTH
+    ),
+    **dict.fromkeys(("clip.vision_layers", "clip.text_layers", "num_blocks", "sam.depth"), MAX_DEPTH),
+    **dict.fromkeys(("clip.patch_size", "clip.context_length", "clip.pretrained_grid", "image_size"), MAX_IMAGE),
+    **dict.fromkeys(("corr_kernel", "fusion.window"), MAX_IMAGE),
+    **dict.fromkeys(("corr_dim", "sam.dim", "sam.heads", "sam.mlp_dim", "sam.attention_downsample"), MAX_WIDTH),
+    **dict.fromkeys(("sam.mask_in_chans", "fusion.text_guidance_dim"), MAX_WIDTH),
+    **dict.fromkeys(("fusion.swin_heads", "fusion.class_heads"), MAX_WIDTH),
+    "fusion.swin_depth": MAX_DEPTH,
+    **dict.fromkeys(("clip.vocab_size", "prompt.num_regions", "prompt.kmeans_iters", "prompt.rank_levels"), MAX_COUNT),
+}  # dotted field -> largest accepted value (the smallest is 1)
+
+
+def _value_problems(c: ESCNetConfig) -> Iterator[str]:
+    values = {name: _field(c, name) for name in _BOUNDS}
+    bounds = dict(_BOUNDS)
+    for i in range(2):
+        for name in ("guidance_dims", "decoder_guidance_dims", "decoder_dims"):
+            values[f"{name}[{i}]"], bounds[f"{name}[{i}]"] = getattr(c, name)[i], MAX_WIDTH
+    values["templates (count)"], bounds["templates (count)"] = len(c.templates), MAX_COUNT
+    if c.class_chunk is not None:
+        values["class_chunk"], bounds["class_chunk"] = c.class_chunk, MAX_COUNT
+    for name, value in values.items():
+        if not 1 <= value <= bounds[name]:
+            yield f"{name} = {value} is not in 1..{bounds[name]}"
+    yield from _consistency_problems(c)
+
+
+def _field(config: ESCNetConfig, dotted: str) -> Any:
+    value: Any = config
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _consistency_problems(c: ESCNetConfig) -> Iterator[str]:
+    clip, sam, prompt, fusion = c.clip, c.sam, c.prompt, c.fusion
+    divides = (
+        ("clip.vision_heads", clip.vision_heads, "clip.vision_width", clip.vision_width),
+        ("clip.text_heads", clip.text_heads, "clip.text_width", clip.text_width),
+        ("clip.patch_size", clip.patch_size, "image_size", c.image_size),
+        ("sam.heads", sam.heads, "sam.dim", sam.dim),
+        ("sam.attention_downsample", sam.attention_downsample, "sam.dim", sam.dim),
+        ("sam.heads", sam.heads, "sam.dim / sam.attention_downsample", sam.dim // sam.attention_downsample),
+        ("fusion.swin_heads", fusion.swin_heads, "corr_dim", c.corr_dim),
+        ("fusion.class_heads", fusion.class_heads, "corr_dim", c.corr_dim),
+    )
+    for small_name, small, big_name, big in divides:
+        if big % small:
+            yield f"{small_name} = {small} does not divide {big_name} = {big}"
+    if c.corr_kernel % 2 == 0:
+        yield f"corr_kernel = {c.corr_kernel} must be odd (same-size convolution)"
+    bad_layers = [layer for layer in c.guidance_layers if not 0 <= layer < clip.vision_layers]
+    if bad_layers:
+        yield f"guidance_layers {c.guidance_layers} must be CLIP blocks 0..{clip.vision_layers - 1}"
+    if not c.templates or any(t.count("{}") != 1 for t in c.templates):
+        yield "templates must be a non-empty list of strings each with exactly one '{}'"
+    if not 0.0 < prompt.alpha < 1.0:
+        yield f"prompt.alpha = {prompt.alpha} is not in (0, 1)"
+    if not 0.0 < prompt.temperature <= 1e6:
+        yield f"prompt.temperature = {prompt.temperature} is not in (0, 1e6]"
+    if not 0 <= fusion.shift < fusion.window:
+        yield f"fusion.shift = {fusion.shift} is not in 0..window-1 ({fusion.window - 1})"
+    if not 0.0 < fusion.mlp_ratio <= 64:
+        yield f"fusion.mlp_ratio = {fusion.mlp_ratio} is not in (0, 64]"
