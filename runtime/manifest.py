@@ -11,7 +11,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .contract import FORMAT, FORMAT_VERSION, MANIFEST_FILE, GraphSpec, Preprocess, TokenizerSpec
+from .contract import (
+    FORMAT,
+    FORMAT_VERSION,
+    MANIFEST_FILE,
+    GraphSpec,
+    Preprocess,
+    Provenance,
+    TokenizerSpec,
+    provenance_from_sources,
+)
 from .fileio import atomic_path, sha256_file
 
 
@@ -37,6 +46,7 @@ class Manifest:
     # and the classes per chunk the exporter recommends for them.
     decoder_steps: tuple[str, ...] = ()
     class_chunk: int | None = None
+    provenance: Provenance | None = None  # the weights' origin in one line (None: exported before it was recorded)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -54,8 +64,13 @@ class Manifest:
             "extra": self.extra,
             "decoder_steps": list(self.decoder_steps),
             "class_chunk": self.class_chunk,
+            **({"provenance": self.provenance.to_dict()} if self.provenance is not None else {}),
             "files": dict(sorted(self.files.items())),
         }
+
+    def weights_provenance(self) -> Provenance:
+        """Where the weights came from: as recorded, or for an older manifest derived from ``source_weights``."""
+        return self.provenance if self.provenance is not None else provenance_from_sources(self.source_weights)
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> Manifest:
@@ -74,6 +89,7 @@ class Manifest:
             format_version=int(d["format_version"]),
             decoder_steps=tuple(d.get("decoder_steps", ())),
             class_chunk=d.get("class_chunk"),
+            provenance=Provenance.from_dict(d["provenance"]) if d.get("provenance") is not None else None,
         )
 
 
