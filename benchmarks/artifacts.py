@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from escnet_runtime.contract import MANIFEST_FILE
@@ -21,6 +22,7 @@ from escnet_runtime.fileio import sha256_file
 from escnet_runtime.manifest import ManifestError, load_manifest
 
 from escnet import CheckpointError, ESCNet, build_model, load_checkpoint, save_checkpoint
+from escnet.checkpoint import checkpoint_provenance
 
 from .options import BenchOptions
 
@@ -49,6 +51,18 @@ def weights_source(opts: BenchOptions) -> Path | None:
         return opts.checkpoint
     bundled = opts.artifacts / SOURCE_CHECKPOINT
     return bundled if bundled.is_file() else None
+
+
+def reference_provenance(opts: BenchOptions) -> dict[str, object]:
+    """Where the reference weights came from: ``{"weights": one line, "random_init": bool}``."""
+    source = weights_source(opts)
+    if source is None:
+        return {"weights": f"random init, seed {opts.seed}", "random_init": True}
+    origin = checkpoint_provenance(source)
+    sha = sha256_file(source)
+    if origin is None:
+        return {"weights": f"checkpoint sha256 {sha}", "random_init": False}
+    return {"weights": f"{origin['weights']} (checkpoint sha256 {sha})", "random_init": bool(origin["random_init"])}
 
 
 def seeded_random_init(source_weights: dict[str, str]) -> int | None:
@@ -85,11 +99,14 @@ def check_artifacts(opts: BenchOptions) -> None:
         )
 
 
-def ensure_artifacts(opts: BenchOptions, model: ESCNet, step: Callable[[str], None] = lambda _s: None) -> None:
-    """Export ``model`` into ``opts.artifacts`` when the folder has no manifest (and export is allowed)."""
+def ensure_artifacts(opts: BenchOptions, model: ESCNet, step: Callable[[str], None] = lambda _s: None) -> Any:
+    """Export ``model`` into ``opts.artifacts`` when the folder has no manifest (and export is allowed).
+
+    Returns the export's result (its parity table, for the CLI to print), or None when nothing was exported.
+    """
     if (opts.artifacts / MANIFEST_FILE).is_file():
         check_artifacts(opts)
-        return
+        return None
     if not opts.export_missing:
         raise ArtifactsError(f"{opts.artifacts}: no {MANIFEST_FILE}; run escnet-export onnx or drop --no-export")
     try:
@@ -102,7 +119,8 @@ def ensure_artifacts(opts: BenchOptions, model: ESCNet, step: Callable[[str], No
     if source is None:
         source = opts.artifacts / SOURCE_CHECKPOINT
         opts.artifacts.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(model, source)  # atomic itself
+        provenance = {"weights": f"random init, seed {opts.seed}", "random_init": True}
+        save_checkpoint(model, source, provenance=provenance)  # atomic itself
     try:
         result = run_export(ExportOptions(preset=opts.preset, out=opts.artifacts, checkpoint=source), step=step)
     except ExportError as e:
@@ -110,3 +128,4 @@ def ensure_artifacts(opts: BenchOptions, model: ESCNet, step: Callable[[str], No
     if not result.published:
         failed = [r.to_dict() for r in result.parity if not r.passed]
         raise ArtifactsError(f"export into {opts.artifacts} failed its parity gate: {failed}")
+    return result

@@ -88,7 +88,7 @@ def bench(
     from .backends import runtime_backends_to_run
     from .inputs import synthetic_images
     from .outputs import write_outputs
-    from .progress import RichProgress
+    from .progress import BenchProgress
     from .report import markdown_summary
     from .runner import run_benchmark
 
@@ -97,9 +97,11 @@ def bench(
         needs_artifacts = bool(runtime_backends_to_run(opts))
         if needs_artifacts:
             check_artifacts(opts)  # a folder of other weights or preset: one line, before any output
-        with RichProgress() as progress:
+        with BenchProgress() as progress:
+            _say_weights(opts, progress)
             if needs_artifacts:
-                ensure_artifacts(opts, model, step=progress.note)
+                exported = ensure_artifacts(opts, model, step=progress.note)
+                _print_export(exported, progress)
             result = run_benchmark(opts, model, progress)
     except (ArtifactsError, ESCNetInputError) as e:
         raise _fail(str(e)) from None
@@ -110,6 +112,28 @@ def bench(
         raise _fail(f"cannot write to {opts.out}: {e.strerror or e}") from None
     typer.echo(markdown_summary(data))
     typer.echo(f"\nwrote {', '.join(str(Path(p)) for p in paths)}", err=True)
+
+
+def _say_weights(opts, progress) -> None:
+    """Once, visibly (logging is at ERROR under the bar): a random-init reference model's outputs are noise."""
+    from .artifacts import reference_provenance
+
+    weights = reference_provenance(opts)
+    if weights["random_init"]:
+        progress.print(
+            f"escnet-bench: note: weights: {weights['weights']}: a randomly initialised model; speed, memory and "
+            "parity figures hold, its segmentations are noise (pass --checkpoint F for trained weights)"
+        )
+
+
+def _print_export(exported, progress) -> None:
+    """The on-demand export's parity table and graph sizes, as ``escnet-export onnx`` prints them."""
+    if exported is None:
+        return
+    from escnet_export.parity import parity_table
+
+    progress.print(parity_table(exported.parity))
+    progress.print(f"exported {exported.out} in {exported.seconds:.1f} s")
 
 
 def main() -> None:

@@ -35,19 +35,32 @@ def _artifacts_predictor(artifacts: Path, names: list[str], sliding_window: bool
     if segmenter_cls is None:
         raise EvalUsageError("escnet_runtime.Segmenter is not available")
     segmenter = segmenter_cls(artifacts, backend=backend)
+    _say_random(segmenter.manifest.weights_provenance().notice())
     segmenter.set_vocabulary(names)
     return lambda image: segmenter.segment(image, sliding_window=sliding_window).labels
+
+
+def _say_random(notice: str | None) -> None:
+    """Once, on stderr: the model evaluated is a random init (its mIoU measures nothing)."""
+    if notice:
+        typer.echo(f"escnet-eval: note: {notice}", err=True)
 
 
 def _torch_predictor(checkpoint: Path, names: list[str], sliding_window: bool, device: str):
     import torch
 
     from escnet import load_checkpoint
+    from escnet.checkpoint import checkpoint_provenance
     from escnet.evaluation import TorchPredictor
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_checkpoint(checkpoint, map_location="cpu")
+    origin = checkpoint_provenance(checkpoint)
+    if origin is not None:
+        from escnet_runtime.contract import Provenance
+
+        _say_random(Provenance(str(origin["weights"]), bool(origin["random_init"])).notice())
     return TorchPredictor(model, names, sliding_window=sliding_window, device=device)
 
 
@@ -71,10 +84,12 @@ def evaluate_command(
         Path | None, typer.Option(help="Write the metrics (with per-class IoU) to this JSON file.")
     ] = None,
     per_class: Annotated[bool, typer.Option("--per-class", help="Print every class's IoU.")] = False,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="A bar on a terminal, a line every 10 s elsewhere.")
+    ] = True,
 ) -> None:
     """Evaluate one model on one data set."""
-    from rich.progress import Progress
+    from escnet_runtime.progress import StepProgress
 
     from escnet.data import DatasetError, open_dataset
     from escnet.evaluation import evaluate
@@ -94,11 +109,11 @@ def evaluate_command(
                 raise EvalUsageError(f"{artifacts}: artifacts folder not found")
             predictor = _artifacts_predictor(artifacts, names, sliding_window, backend)
             source = str(artifacts)
-        with Progress(disable=not progress, transient=True) as bar:
-            task = bar.add_task(f"eval {dataset}", total=len(data))
+        title = f"escnet-eval {dataset}"
+        with StepProgress(title, len(data), transient=True, min_interval=10, enabled=progress) as bar:
             result = evaluate(
                 data, predictor, data.num_classes, data.ignore_index, data.spec.merge_from,
-                progress=lambda done, total: bar.update(task, completed=done),
+                progress=lambda done, total: bar.update(done, "images"),
             )  # fmt: skip
     except (ValueError, DatasetError, OSError, RuntimeError) as e:  # the runtime's BackendError is a RuntimeError
         typer.echo(f"error: {e}", err=True)

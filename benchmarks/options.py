@@ -1,7 +1,7 @@
 """The run's options, parsed and checked before any work: a bad value is one line, exit 2.
 
-Defaults are chosen so that ``escnet-bench`` with no flags finishes within a few minutes on a
-2-core CPU with the default preset (see ``DEFAULTS_RATIONALE``); the full sweep of the design
+Defaults keep ``escnet-bench`` with no flags as short as a meaningful run can be (what it does
+and how long it takes: ``DEFAULTS_RATIONALE``, shown by ``--help``); the full sweep of the design
 card (20, 59, 150, 459, 847 classes; batch 1, 2, 4) is one flag away.
 """
 
@@ -34,11 +34,13 @@ MAX_CLASSES = 20000
 MAX_BATCH = 256
 
 DEFAULTS_RATIONALE = (
-    "Defaults (vit-b16; every backend, those this machine lacks reported as skipped; 10 and 20 classes; "
-    "batch 1; 1 warm-up, then --iters auto: 2 to 10 timed runs, stopping after about 5 s per figure) keep the "
-    "default run within a few minutes on a 2-core CPU, "
-    "where one vit-b16 decoder forward at 150 classes takes tens of seconds: two class counts are the "
-    "fewest that give a per-class cost fit. Use --classes 20,59,150,459,847 --batch 1,2,4 for the full sweep."
+    "The default run (no flags): when --artifacts has no manifest, export vit-b16 into it first (three graphs "
+    "and the decoder's step graphs, checked against PyTorch; the longest part), then benchmark every backend "
+    "(those this machine lacks are reported as skipped) at 10 and 20 classes, batch 1: 1 warm-up, then --iters "
+    "auto (2 to 10 timed runs, stopping after about 5 s per figure), plus each CPU backend's peak memory in a "
+    "fresh process. On a 2-core CPU that took about 5 min on a quiet machine and 13.5 min under load; two class "
+    "counts are the fewest that give a per-class cost fit. Use --classes 20,59,150,459,847 --batch 1,2,4 for "
+    "the full sweep (far longer: one vit-b16 decoder forward at 150 classes takes seconds here)."
 )
 
 

@@ -23,6 +23,16 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+def _util(pct: float | None) -> str:
+    """Utilisation of the measured peak; over 100 % means the peak or the time was mis-measured (busy machine)."""
+    return "unreliable (>100)" if pct is not None and pct > 100.0 else _fmt(pct)
+
+
+def _other(other: float | None) -> str:
+    """End to end minus the graphs, each timed separately: below zero only through timing noise."""
+    return "unreliable (<0)" if other is not None and other < 0 else _fmt(other)
+
+
 def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -51,6 +61,19 @@ def _libraries(peak: dict[str, Any]) -> str:
     return f" ({', '.join(f'{k} {v:.0f}' for k, v in by.items())}; the best is the ceiling)" if len(by) > 1 else ""
 
 
+def _weights(data: dict[str, Any]) -> list[str]:
+    """Where the weights came from; a random init is said in bold (its segmentations are noise)."""
+    weights = data.get("weights")
+    if weights is None:
+        return ["- Weights: not recorded (a result from before schema 1.3)."]
+    if weights["random_init"]:
+        return [
+            f"- **Weights: {weights['weights']}**: a randomly initialised model. Speed, memory and parity "
+            "figures hold; its segmentations are noise."
+        ]
+    return [f"- Weights: {weights['weights']}."]
+
+
 def _header(data: dict[str, Any]) -> list[str]:
     opts, env = data["options"], data["environment"]
     gpu = env.get("gpu")
@@ -63,6 +86,7 @@ def _header(data: dict[str, Any]) -> list[str]:
         f"- Run {data['created_utc']}, {_fmt(data.get('duration_s'))} s; schema {data['schema_version']}.",
         f"- CPU: {env.get('cpu')} ({env.get('cpu_count')} cores, torch threads {env.get('torch_threads')}); "
         f"GPU: {gpu['name'] if gpu else 'none'}.",
+        *_weights(data),
         f"- Measured peak matmul: {peaks}.",
         *_busy_warning(env),
         f"- Classes {opts['classes']}, batch {opts['batch']}, {opts['warmup']} warm-up + "
@@ -121,11 +145,11 @@ def _end_to_end(data: dict[str, Any]) -> list[str]:
                 _fmt(t["timing"]["p90_ms"]),
                 _fmt(t["timing"]["p99_ms"]),
                 _fmt(in_graphs),
-                _fmt(other),
+                _other(other),
                 _fmt(t["timing"]["throughput"], 2),
                 _fmt(speedup, 2),
                 _fmt(t["achieved_gflops_per_s"]),
-                _fmt(t["utilisation_pct"]),
+                _util(t["utilisation_pct"]),
                 _fmt(m.get("process_peak_rss_mib"), 0),
                 _fmt(m.get("delta_rss_mib"), 0),
                 _fmt(m.get("peak_device_mib"), 0),
@@ -137,7 +161,9 @@ def _end_to_end(data: dict[str, Any]) -> list[str]:
     header += ["process MiB", "Δ RSS MiB", "dev MiB", "agree", "mIoU"]
     note = (
         "graphs: image encoder + decoder medians of the same backend; other: the rest (pre-processing, "
-        "upsampling, arg-max, copies). x torch: the reference's median over this one, same run, same inputs. "
+        "upsampling, arg-max, copies); the graphs and the whole are timed separately, so under load "
+        "other can come out below zero and util % over 100: such cells read 'unreliable'. "
+        "x torch: the reference's median over this one, same run, same inputs. "
         "process MiB: peak RSS of a fresh process that loads only this backend and runs this point; Δ RSS: the "
         "in-process peak over the RSS before the measurement; dev: peak device memory."
     )
@@ -164,7 +190,7 @@ def _graphs(data: dict[str, Any]) -> list[str]:
                 _fmt(t["timing"]["p90_ms"]),
                 _fmt(t["timing"]["p99_ms"]),
                 _fmt(t["gflops"], 2),
-                _fmt(t["utilisation_pct"]),
+                _util(t["utilisation_pct"]),
                 _fmt(max((p["max_abs"] for p in ps), default=None), 6),
                 _fmt(min((p["cosine"] for p in ps), default=None), 6),
                 _fmt(all(p["passed"] for p in ps) if ps else None),

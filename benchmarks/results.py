@@ -17,7 +17,7 @@ from .parity import TaskParity, TensorParity
 from .scaling import LinearFit
 from .stats import TimingStats
 
-SCHEMA_VERSION = "1.2.0"  # 1.1: options.class_chunk; 1.2: peaks[].by_library
+SCHEMA_VERSION = "1.3.0"  # 1.1: options.class_chunk; 1.2: peaks[].by_library; 1.3: weights
 STAGES = ("image_encoder", "text_encoder", "decoder", "end_to_end", "text_cold", "text_warm", "text_warm_disk")
 
 
@@ -139,6 +139,7 @@ class BenchResult:
     task_parity: list[TaskRecord] = field(default_factory=list)
     fits: list[FitRecord] = field(default_factory=list)
     duration_s: float | None = None
+    weights: dict[str, Any] | None = None  # the reference weights' provenance: {"weights": line, "random_init": bool}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -156,4 +157,5 @@ class BenchResult:
             "parity": [p.to_dict() for p in self.parity],
             "task_parity": [t.to_dict() for t in self.task_parity],
             "fits": [f.to_dict() for f in self.fits],
+            **({"weights": self.weights} if self.weights is not None else {}),
         }

@@ -19,7 +19,7 @@ from escnet_runtime import contract as C
 
 from escnet import ESCNet
 
-from .artifacts import weights_source
+from .artifacts import reference_provenance, weights_source
 from .backend import BackendUnavailable, BenchBackend
 from .backends import backend_spec, open_backend
 from .environment import environment, load_average
@@ -216,6 +216,7 @@ def run_benchmark(opts: BenchOptions, model: ESCNet, progress: Progress | None =
         environment=environment(),
         methods={**METHODS, "memory": MemoryProbe.METHOD_DOC, "process_memory": ISOLATED_METHOD},
         peaks=[],
+        weights=reference_provenance(opts),
     )
     ctx = _Context(opts, model, {}, {}, result, progress)
     progress.step("measuring peak matmul GFLOP/s")

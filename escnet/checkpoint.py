@@ -20,8 +20,13 @@ FORMAT = "escnet"
 FORMAT_VERSION = 1
 
 
-def save_checkpoint(model: ESCNet, path: str | Path) -> Path:
-    """Write the weights, config and format version to ``path`` (.safetensors), atomically."""
+def save_checkpoint(model: ESCNet, path: str | Path, provenance: dict[str, object] | None = None) -> Path:
+    """Write the weights, config and format version to ``path`` (.safetensors), atomically.
+
+    ``provenance``: where the weights came from, ``{"weights": one line, "random_init": bool}``
+    (e.g. a randomly initialised model saved by escnet-bench); kept in the metadata so that an
+    export of this checkpoint can say so (see :func:`checkpoint_provenance`).
+    """
     path = Path(path)
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     metadata = {
@@ -30,6 +35,8 @@ def save_checkpoint(model: ESCNet, path: str | Path) -> Path:
         "config": json.dumps(config_to_dict(model.config)),
         "torch": torch.__version__,
     }
+    if provenance is not None:
+        metadata["provenance"] = json.dumps(provenance)
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=metadata)
     return path
@@ -87,6 +94,18 @@ def check_header(path: Path, config: ESCNetConfig) -> None:
     with safe_open(str(path), framework="pt") as f:
         found = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
     raise_on_report(shape_report(expected_shapes(config), found), f"checkpoint {path}")
+
+
+def checkpoint_provenance(path: str | Path) -> dict[str, object] | None:
+    """The provenance :func:`save_checkpoint` recorded (None: none recorded, or unreadable)."""
+    try:
+        value = json.loads(read_checkpoint_metadata(path).get("provenance", "null"))
+    except (CheckpointError, ValueError):
+        return None
+    ok = (
+        isinstance(value, dict) and isinstance(value.get("weights"), str) and isinstance(value.get("random_init"), bool)
+    )
+    return value if ok else None
 
 
 def load_checkpoint(path: str | Path, preset: str | None = None, map_location: str = "cpu") -> ESCNet:

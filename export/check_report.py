@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from typing import Any
+
 from rich.console import Console
 from rich.table import Table
 
@@ -60,3 +64,23 @@ def print_fp16(console: Console, report: CheckReport) -> None:
             console.print(f"{r.graph}: activations over fp16's {FP16_MAX:.0f} (must stay fp32): {listed}", markup=False)
         else:
             console.print(f"{r.graph}: no activation exceeds fp16's range on the sample", markup=False)
+
+
+def report_dict(report: CheckReport) -> dict[str, Any]:
+    """The report as plain JSON values (``escnet-export check --json``); non-finite numbers become null."""
+    data = dataclasses.asdict(report)
+    data["folder"] = str(report.folder)
+    data["ready"] = report.ready
+    for g, check in zip(data["graphs"], report.graphs, strict=True):
+        g["errors"], g["warnings"] = len(check.errors), len(check.findings) - len(check.errors)
+    return _finite(data)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value

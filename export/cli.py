@@ -80,6 +80,11 @@ def onnx(
         err_console.print(f"escnet-export: parity over tolerance, nothing written: {' | '.join(failed)}", markup=False)
         raise typer.Exit(EXIT_PARITY_FAILED)
     out_console.print(f"wrote {out} in {result.seconds:.1f} s")
+    provenance = result.manifest.provenance if result.manifest is not None else None
+    if provenance is not None:
+        out_console.print(f"weights: {provenance.weights}", markup=False, highlight=False)
+        if provenance.notice():
+            err_console.print(f"escnet-export: note: {provenance.notice()}", markup=False, highlight=False)
 
 
 @app.command()
@@ -120,16 +125,24 @@ def trt(
 def check(
     folder: Annotated[Path, typer.Argument(help="artifacts folder")] = Path("artifacts"),
     fp16: Annotated[bool, typer.Option(help="run the fp16 risk report (ONNX Runtime, CPU)")] = True,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="print the report as one JSON object on stdout (for machines)")
+    ] = False,
 ) -> None:
     """Preflight without a GPU: TensorRT op support, dynamic-shape hazards, size, fp16 risk."""
     from .check import run_check
-    from .check_report import print_report
+    from .check_report import print_report, report_dict
 
     try:
         report = run_check(folder, fp16=fp16)
     except ExportError as e:
         raise fail(str(e)) from None
-    print_report(out_console, report)
+    if json_output:
+        import json
+
+        typer.echo(json.dumps(report_dict(report), indent=2, allow_nan=False))
+    else:
+        print_report(out_console, report)
     if not report.ready:
         raise typer.Exit(EXIT_PARITY_FAILED)
 

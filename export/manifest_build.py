@@ -10,11 +10,21 @@ import onnx
 import onnxruntime
 import onnxscript
 import torch
-from escnet_runtime.contract import VOCAB_FILE, GraphSpec, Preprocess, SlidingWindow, TokenizerSpec
+from escnet_runtime.contract import (
+    RANDOM_INIT,
+    VOCAB_FILE,
+    GraphSpec,
+    Preprocess,
+    Provenance,
+    SlidingWindow,
+    TokenizerSpec,
+    provenance_from_sources,
+)
 from escnet_runtime.fileio import atomic_path, sha256_file
 from escnet_runtime.manifest import Manifest
 
 from escnet import CLIP_MEAN, CLIP_STD, ESCNet
+from escnet.checkpoint import checkpoint_provenance
 from escnet.config import config_to_dict
 from escnet.inference import sliding_geometry
 from escnet.model import TEXT_BATCH
@@ -22,7 +32,6 @@ from escnet.model import TEXT_BATCH
 from .simplify import Simplifier
 
 EXPORTER = "torch.onnx.export(dynamo=True)"
-RANDOM_INIT = "random-init"
 
 
 def vocab_source() -> Path:
@@ -72,6 +81,17 @@ def source_weight_hashes(
     return hashes
 
 
+def weights_provenance(checkpoint: Path | None, source_weights: dict[str, str]) -> Provenance:
+    """One line on where the weights came from; a checkpoint saved from a random init (escnet-bench's) says so."""
+    if checkpoint is None:
+        return provenance_from_sources(source_weights)
+    sha = source_weights["checkpoint"]
+    origin = checkpoint_provenance(checkpoint)
+    if origin is None:
+        return Provenance(f"checkpoint sha256 {sha}", random_init=False)
+    return Provenance(f"{origin['weights']} (checkpoint sha256 {sha})", random_init=bool(origin["random_init"]))
+
+
 def build_manifest(
     model: ESCNet,
     graphs: dict[str, GraphSpec],
@@ -83,6 +103,7 @@ def build_manifest(
     extra: dict[str, Any],
     decoder_steps: tuple[str, ...] = (),
     class_chunk: int | None = None,
+    provenance: Provenance | None = None,
 ) -> Manifest:
     """The manifest for ``files`` already in ``folder`` (hashed here)."""
     c = model.config
@@ -103,6 +124,7 @@ def build_manifest(
         class_chunk=class_chunk,
         sliding_window=sliding_window(c.image_size),
         text_batch=TEXT_BATCH,
+        provenance=provenance if provenance is not None else provenance_from_sources(source_weights),
     )
 
 

@@ -21,7 +21,7 @@ from escnet_runtime.contract import DEFAULT_CLASS_CHUNK, MANIFEST_FILE, VOCAB_FI
 from escnet_runtime.manifest import Manifest, write_manifest
 
 from .errors import ExportError
-from .manifest_build import build_manifest, copy_vocab, source_weight_hashes, tool_versions
+from .manifest_build import build_manifest, copy_vocab, source_weight_hashes, tool_versions, weights_provenance
 from .model_loading import check_preset, load_model
 from .onnx_export import PROTOBUF_LIMIT, ExportedGraph, export_graph
 from .opset import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
@@ -146,6 +146,7 @@ def run_export(opts: ExportOptions, step: Step = lambda _name: None) -> ExportRe
         step("writing the manifest")
         copy_vocab(staging)
         files = [f for g in graphs.values() for f in g.files] + [VOCAB_FILE]
+        sources = source_weight_hashes(opts.checkpoint, opts.clip_weights, opts.sam_weights, opts.seed)
         manifest = build_manifest(
             model,
             specs,
@@ -153,10 +154,11 @@ def run_export(opts: ExportOptions, step: Step = lambda _name: None) -> ExportRe
             files,
             opts.opset,
             tool_versions(simplifier or Simplifier("none", "")),
-            source_weight_hashes(opts.checkpoint, opts.clip_weights, opts.sam_weights, opts.seed),
+            sources,
             extra=export_extra(graphs, parity, opts),
             decoder_steps=steps,
             class_chunk=opts.class_chunk,
+            provenance=weights_provenance(opts.checkpoint, sources),
         )
         publish(staging, opts.out, files, manifest)
     return ExportResult(opts.out, manifest, graphs, parity, time.perf_counter() - start, True, timings)

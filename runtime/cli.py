@@ -3,6 +3,8 @@
 Per image, into --out: ``<stem>.labels.png`` (palette label map), ``<stem>.overlay.png`` (image
 blended with class colours, with a legend) and ``<stem>.json`` (per-class pixel shares).
 ``--precompute`` only encodes the vocabulary into the text-embedding cache.
+IMAGES may be files, folders (their images), glob patterns, or ``-`` (paths on stdin). Prints one
+line per image (its outputs and top classes) and a summary; says so when the weights are random.
 Bad input (images, class lists, artifacts, backends) prints one line on stderr and exits 2;
 no file is written half.
 """
@@ -10,6 +12,7 @@ no file is written half.
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from pathlib import Path
 from typing import Annotated
@@ -22,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .cache import CacheDamagedWarning, CacheWriteWarning
 from .errors import BackendError, InputError
 from .image_io import DEFAULT_MAX_PIXELS, check_image_path, load_image
+from .image_list import expand_images, image_line, summary_line
 from .manifest import ManifestError
 from .outputs import OutputPaths, write_outputs
 from .vocabulary import ClassNameTruncatedWarning, parse_class_list
@@ -119,6 +123,7 @@ def run(
     from .segmenter import Segmenter  # after argument checks: onnxruntime loads here
 
     names = read_classes(classes, classes_file)
+    images = expand_images(images)  # folders, globs and "-" (paths on stdin) -> files
     if not images and not precompute:
         raise InputError("no images given (or use --precompute to only fill the text-embedding cache)")
     if images and precompute:
@@ -132,6 +137,9 @@ def run(
         batch_size=batch_size,
         class_chunk=class_chunk,
     )
+    provenance = seg.manifest.weights_provenance()
+    if provenance.notice():
+        _say("note", str(provenance.notice()))
     if images:
         make_out_dir(out)
     with _progress() as bar:
@@ -144,25 +152,31 @@ def run(
             err.print(f"escnet-segment: {len(names)} classes cached ({stats.disk_writes} new entries) in {where}")
             return 0
         task = bar.add_task("images", total=len(images))
-        failures = 0
+        failures, t0 = 0, time.perf_counter()
         for image, paths in zip(images, outputs, strict=True):
             try:
                 array = load_image(image, max_pixels)
                 result = seg.segment(array, sliding_window=sliding_window)
                 meta = {"image": str(image), "backend": backend, "sliding_window": sliding_window}
+                meta["weights"] = provenance.to_dict()
                 write_outputs(paths, array, result, meta)
+                print(image_line(image, paths.all(), result.shares()), flush=True)
             except InputError as e:  # OutputError too: the next images are still tried
                 _say("error", str(e))
                 failures += 1
             bar.advance(task)
     if failures and len(images) > 1:
         _say("error", f"{failures} of {len(images)} images failed (see above); the others were written")
+    print(summary_line(len(images) - failures, failures, time.perf_counter() - t0, out), flush=True)
     return EXIT_USER_ERROR if failures else 0
 
 
 @app.command()
 def segment(
-    images: Annotated[list[Path] | None, typer.Argument(help="image files", show_default=False)] = None,
+    images: Annotated[
+        list[Path] | None,
+        typer.Argument(help="image files, folders, glob patterns, or - (paths on stdin)", show_default=False),
+    ] = None,
     artifacts: Annotated[Path, typer.Option(help="artifacts folder written by `escnet-export onnx`")] = Path(
         "artifacts"
     ),

@@ -271,3 +271,51 @@ def legacy_sliding_window(image_size: int) -> SlidingWindow:
 ENGINE_DIR = "trt"
 ENGINE_SUFFIX = ".engine"
 BUILD_MANIFEST_FILE = "build.json"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where an export's weights came from, recorded in the manifest for every consumer to show.
+
+    ``weights``: one line, e.g. ``"checkpoint sha256 <64 hex>"``, ``"random init, seed 0"``, or a
+    checkpoint that was itself saved from a random init (``"random init, seed 0 (checkpoint sha256 ...)"``).
+    ``random_init``: some weights were never trained or loaded, so the model's output is noise.
+    """
+
+    weights: str
+    random_init: bool
+
+    def notice(self) -> str | None:
+        """The one line a command prints when it runs these weights and they are random (else None)."""
+        if not self.random_init:
+            return None
+        return f"weights: {self.weights}: a randomly initialised model, so its segmentations are noise"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> Provenance:
+        return Provenance(weights=str(d["weights"]), random_init=bool(d["random_init"]))
+
+
+RANDOM_INIT = "random-init"  # a source_weights value: this part was randomly initialised
+
+
+def random_init_provenance(seed: int | str) -> Provenance:
+    return Provenance(f"random init, seed {seed}", random_init=True)
+
+
+def provenance_from_sources(sources: dict[str, str]) -> Provenance:
+    """Provenance from a manifest's ``source_weights`` (role -> sha256, "random-init", a tag; plus "seed")."""
+    roles = {k: v for k, v in sources.items() if k != "seed"}
+    seed = sources.get("seed", "?")
+    if not roles:
+        return Provenance("unknown (not recorded by the exporter)", random_init=False)
+    if all(v == RANDOM_INIT for v in roles.values()):
+        return random_init_provenance(seed)
+    parts = [
+        f"{role} random init (seed {seed})" if v == RANDOM_INIT else f"{role} {v if ':' in v else 'sha256 ' + v}"
+        for role, v in roles.items()
+    ]
+    return Provenance("; ".join(parts), random_init=RANDOM_INIT in roles.values())

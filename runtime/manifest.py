@@ -26,9 +26,11 @@ from .contract import (
     MANIFEST_FILE,
     GraphSpec,
     Preprocess,
+    Provenance,
     SlidingWindow,
     TokenizerSpec,
     legacy_sliding_window,
+    provenance_from_sources,
 )
 from .fileio import atomic_path
 from .manifest_checks import ManifestFieldError, check_relative, check_values, parse_json, validate_schema
@@ -59,6 +61,7 @@ class Manifest:
     # and the classes per chunk the exporter recommends for them.
     decoder_steps: tuple[str, ...] = ()
     class_chunk: int | None = None
+    provenance: Provenance | None = None  # the weights' origin in one line (None: exported before it was recorded)
     # Format 1.1: the sliding-window geometry and texts per text-encoder call (None: a 1.0 manifest).
     sliding_window: SlidingWindow | None = None
     text_batch: int | None = None
@@ -98,8 +101,13 @@ class Manifest:
             "decoder_steps": list(self.decoder_steps),
             "class_chunk": self.class_chunk,
             **extra_1_1,
+            **({"provenance": self.provenance.to_dict()} if self.provenance is not None else {}),
             "files": dict(sorted(self.files.items())),
         }
+
+    def weights_provenance(self) -> Provenance:
+        """Where the weights came from: as recorded, or for an older manifest derived from ``source_weights``."""
+        return self.provenance if self.provenance is not None else provenance_from_sources(self.source_weights)
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> Manifest:
@@ -120,6 +128,7 @@ class Manifest:
             class_chunk=None if d.get("class_chunk") is None else int(d["class_chunk"]),
             sliding_window=SlidingWindow.from_dict(d["sliding_window"]) if "sliding_window" in d else None,
             text_batch=int(d["text_batch"]) if "text_batch" in d else None,
+            provenance=Provenance.from_dict(d["provenance"]) if d.get("provenance") is not None else None,
         )
 
 

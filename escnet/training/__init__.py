@@ -1,6 +1,20 @@
-"""escnet.training: ``TrainConfig`` and ``train`` (the engine behind ``escnet-train``)."""
+"""escnet.training: ``TrainConfig`` and ``train`` (the engine behind ``escnet-train``).
 
-from .config import TrainConfig
-from .engine import TrainResult, train
+Imported on first use, so that ``escnet-train --help`` does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_PUBLIC = {"TrainConfig": ".config", "TrainResult": ".engine", "train": ".engine"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'escnet.training' has no attribute {name!r}")
+    return getattr(importlib.import_module(_PUBLIC[name], __name__), name)
+
 
 __all__ = ["TrainConfig", "TrainResult", "train"]

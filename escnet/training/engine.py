@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +69,12 @@ def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContext
     return torch.autocast("cuda", dtype=dtype)
 
 
+def _is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
 def _progress(enabled: bool) -> Progress:
+    """rich's bar on a terminal; elsewhere (a CI log, a file) :func:`_plain_line` prints a line per log step."""
     return Progress(
         TextColumn("[bold]train"),
         BarColumn(),
@@ -76,7 +82,32 @@ def _progress(enabled: bool) -> Progress:
         TextColumn("loss {task.fields[loss]:.4f}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        disable=not enabled,
+        disable=not (enabled and _is_terminal()),
+    )
+
+
+def _plain_line(step: int, config: TrainConfig, loss: float, lr: float, ran: tuple[int, float]) -> str:
+    """``train [elapsed s] step k/N loss x lr y, ETA ...``; ``ran``: (steps, seconds) of this invocation."""
+    steps, seconds = ran
+    eta = (config.iters - step) * seconds / max(1, steps)
+    if config.time_limit is not None:
+        eta = min(eta, max(0.0, config.time_limit - seconds))
+    return f"train [{seconds:7.1f} s] step {step}/{config.iters} loss {loss:.4f} lr {lr:.3g}, ETA {_duration(eta)}"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.1f} min"
+
+
+def _announce(config: TrainConfig, start: int) -> None:
+    """What this invocation will do, once, before the first step."""
+    limit = f", at most {config.time_limit:.0f} s in this invocation" if config.time_limit is not None else ""
+    resumed = f"; resuming at step {start}" if start else ""
+    print(
+        f"escnet-train: {config.preset}, up to {config.iters} steps of batch {config.batch_size}{limit}, "
+        f"lr schedule {config.schedule}{resumed}",
+        file=sys.stderr,
+        flush=True,
     )
 
 
@@ -177,12 +208,14 @@ def _train(config: TrainConfig, resume: bool, info: DistInfo) -> TrainResult:
     model.to(info.device).train()
     optimizer, _ = build_optimizer(model, config.lr, config.backbone_multiplier, config.weight_decay)
     scheduler = build_scheduler(optimizer, config.iters, config.warmup_iters)
-    start, elapsed0 = 0, 0.0
+    start, elapsed0, start_factor = 0, 0.0, 1.0
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         set_rng_states(state["rng"])
         start, elapsed0 = int(state["step"]), float(state["elapsed"])
+        group = optimizer.param_groups[0]
+        start_factor = min(1.0, max(0.0, group["lr"] / group["initial_lr"]))  # where the time schedule stopped
     net: torch.nn.Module = model
     if info.enabled:
         net = DistributedDataParallel(model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
@@ -200,8 +233,12 @@ def _train(config: TrainConfig, resume: bool, info: DistInfo) -> TrainResult:
     if info.is_main:
         with atomic_path(out / "train_config.json") as tmp:
             tmp.write_text(json.dumps(config.to_dict(), indent=2), encoding="utf-8")
-    t0 = time.perf_counter() - elapsed0
+    t_start = time.perf_counter()  # this invocation: --time-limit counts from here
+    t0 = t_start - elapsed0  # the whole run (resumed ones included): the log's elapsed_s
     step, last_loss, val_miou, window = start, float("nan"), None, []
+    plain = config.progress and info.is_main and not _is_terminal()
+    if config.progress and info.is_main:
+        _announce(config, start)
     with _progress(config.progress and info.is_main) as bar:
         task = bar.add_task("train", total=config.iters, completed=start, loss=float("nan"))
         for batch in loader:
@@ -213,13 +250,14 @@ def _train(config: TrainConfig, resume: bool, info: DistInfo) -> TrainResult:
             except TrainingDiverged as e:
                 raise _diverged(str(e), step + 1, ckpt) from None
             step += 1
-            if config.lr_schedule == "time" and step >= config.warmup_iters:
-                factor = cosine_factor(int(1000 * (time.perf_counter() - t0)), int(1000 * config.time_limit))
+            if config.schedule == "time" and step >= config.warmup_iters:
+                ran_ms = int(1000 * (time.perf_counter() - t_start))
+                factor = start_factor * cosine_factor(ran_ms, int(1000 * config.time_limit))
                 for group in optimizer.param_groups:
                     group["lr"] = group["initial_lr"] * factor
             window.append(loss)
             out_of_time = config.time_limit is not None and (
-                all_mean(float(time.perf_counter() - t0 >= config.time_limit), info) > 0
+                all_mean(float(time.perf_counter() - t_start >= config.time_limit), info) > 0
             )  # every process stops at the same step
             if step % config.log_every == 0 or step == config.iters or out_of_time:
                 last_loss = all_mean(window[-1], info)
@@ -234,6 +272,9 @@ def _train(config: TrainConfig, resume: bool, info: DistInfo) -> TrainResult:
                         }
                     )  # fmt: skip
                 bar.update(task, completed=step, loss=last_loss)
+                if plain:
+                    ran = (step - start, time.perf_counter() - t_start)
+                    print(_plain_line(step, config, last_loss, optimizer.param_groups[0]["lr"], ran), file=sys.stderr)
             if val_set is not None and (step % config.val_every == 0 or step == config.iters or out_of_time):
                 if info.is_main:
                     metrics = _validate(model, val_set, names, config, info.device)
@@ -251,7 +292,11 @@ def _train(config: TrainConfig, resume: bool, info: DistInfo) -> TrainResult:
                 runlog.flush()
             if out_of_time:
                 if info.is_main:
-                    log.warning("escnet-train: time limit %.0f s reached at step %d", config.time_limit, step)
+                    log.warning(
+                        "escnet-train: time limit %.0f s of this invocation reached at step %d (--resume goes on)",
+                        config.time_limit,
+                        step,
+                    )
                 break
     model_path = out / "model.safetensors"
     if not _weights_finite(model):

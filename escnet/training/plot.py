@@ -52,6 +52,8 @@ def main(
     run: Annotated[Path, typer.Argument(help="Run folder holding log.jsonl.")],
     out: Annotated[Path | None, typer.Option(help="PNG path (default RUN/curve.png).")] = None,
 ) -> None:
+    """Plot a training run's learning curve: the training loss and, when the run validated, the
+    validation mIoU against the step, from RUN/log.jsonl into a PNG."""
     try:
         typer.echo(plot_run(run, out))
     except ValueError as e:
