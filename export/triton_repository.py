@@ -70,6 +70,8 @@ def validate(opts: TritonOptions) -> Manifest:
     out, art = opts.out.resolve(), opts.artifacts.resolve()
     if out == art or art in out.parents or out in art.parents:
         raise ExportError(f"{opts.out}: the repository must not overlap the artifacts folder {opts.artifacts}")
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"{opts.out} is a file; expected a folder for the repository")
     if out.exists() and not (out / PIPELINE_MODEL / CONFIG_FILE).is_file() and any(out.iterdir()):
         raise ExportError(
             f"{opts.out} exists and is not a repository written by escnet-export triton; not replacing it"
