@@ -1,4 +1,5 @@
-"""``escnet-export``: ``onnx`` (three graphs + manifest), ``trt`` (TensorRT engines), ``check`` (preflight).
+"""``escnet-export``: ``onnx`` (three graphs + manifest), ``trt`` (TensorRT engines), ``check`` (preflight),
+``triton`` (a Triton model repository).
 
 User mistakes and missing tools print one line on stderr and exit 2; a parity or readiness
 failure exits 1; no tracebacks for either.
@@ -145,6 +146,60 @@ def check(
         print_report(out_console, report)
     if not report.ready:
         raise typer.Exit(EXIT_PARITY_FAILED)
+
+
+@app.command()
+def triton(
+    artifacts: Annotated[Path, typer.Option(help="artifacts folder written by `escnet-export onnx`")] = Path(
+        "artifacts"
+    ),
+    out: Annotated[Path, typer.Option(help="model repository to write (replaced whole)")] = Path("triton-repo"),
+    backend: Annotated[
+        str, typer.Option(help="runtime backend of the Python model (ort-cpu, ov-cpu, ...)")
+    ] = "ort-cpu",
+    max_batch: Annotated[int, typer.Option(help="max_batch_size (dynamic batching when > 0)")] = 4,
+    instances: Annotated[int, typer.Option(help="model instances (instance_group count)")] = 1,
+    bls: Annotated[
+        bool, typer.Option(help="GPU server: graphs as onnxruntime/tensorrt models, called via BLS")
+    ] = False,
+    engines: Annotated[
+        Path | None, typer.Option(help="with --bls: engine folder of `escnet-export trt` (tensorrt_plan models)")
+    ] = None,
+    classes: Annotated[str | None, typer.Option(help='vocabulary for requests that name none: "a,b,c"')] = None,
+    classes_file: Annotated[Path | None, typer.Option(help="the same, one name per line")] = None,
+    max_classes: Annotated[int, typer.Option(help="most classes one request may name")] = 1024,
+    class_chunk: Annotated[int | None, typer.Option(help="classes per decoder call (default: the manifest's)")] = None,
+) -> None:
+    """Write a Triton model repository: the Python model `escnet` (whole pipeline via escnet_runtime), or
+    with --bls the graphs as onnxruntime_onnx / tensorrt_plan models called through BLS."""
+    from .triton_repository import TritonOptions, write_repository
+
+    try:
+        names = _vocabulary(classes, classes_file)
+        opts = TritonOptions(
+            artifacts, out, backend, max_batch, instances, bls, engines, names, max_classes, class_chunk
+        )
+        write_repository(opts)
+    except ExportError as e:
+        raise fail(str(e)) from None
+    out_console.print(f"wrote {out} ({'bls' if bls else backend}); serve it with tritonserver --model-repository {out}")
+
+
+def _vocabulary(classes: str | None, classes_file: Path | None) -> tuple[str, ...]:
+    from escnet_runtime.errors import InputError
+    from escnet_runtime.vocabulary import check_class_names, parse_class_list
+
+    if classes is not None and classes_file is not None:
+        raise ExportError("give at most one of --classes and --classes-file")
+    try:
+        if classes_file is not None:
+            text = classes_file.read_text(encoding="utf-8")
+            return tuple(check_class_names([line.strip() for line in text.splitlines() if line.strip()]))
+        return tuple(check_class_names(parse_class_list(classes))) if classes is not None else ()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ExportError(f"{classes_file}: cannot read the class list ({type(e).__name__})") from None
+    except InputError as e:
+        raise ExportError(str(e)) from None
 
 
 def main() -> None:

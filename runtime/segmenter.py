@@ -54,7 +54,8 @@ class SegmentResult:
 class Segmenter:
     """Open-vocabulary segmentation from an artifacts folder, without torch.
 
-    ``backend``: "ort-cpu", "ort-cuda", "ort-trt" or "trt". ``cache_dir``: where text embeddings
+    ``backend``: "ort-cpu", "ort-cuda", "ort-trt" or "trt", or a ready Backend (e.g. Triton BLS calls).
+    ``cache_dir``: where text embeddings
     persist (default ``~/.cache/escnet/text-embeddings``); ``disk_cache=False`` keeps them in
     memory only. ``batch_size``: views per image-encoder/decoder call (the decoder's memory grows
     with it). ``class_chunk``: classes per decoder call (default: the manifest's); vocabularies
@@ -64,7 +65,7 @@ class Segmenter:
     def __init__(
         self,
         artifacts: str | Path,
-        backend: str = "ort-cpu",
+        backend: str | Backend = "ort-cpu",
         cache_dir: str | Path | None = None,
         disk_cache: bool = True,
         batch_size: int = 1,
@@ -91,7 +92,11 @@ class Segmenter:
         # None: every vocabulary runs the all-classes decoder graph.
         chunk = class_chunk or self.manifest.class_chunk or DEFAULT_CLASS_CHUNK
         self.class_chunk: int | None = chunk if steps else None
-        self.backend: Backend = create_backend(backend, self.folder, self.manifest, **backend_options)
+        self.backend: Backend = (
+            create_backend(backend, self.folder, self.manifest, **backend_options)
+            if isinstance(backend, str)
+            else backend
+        )
         spec = self.manifest.tokenizer
         self.tokenizer = ClipTokenizer.from_manifest(self.folder, self.manifest)  # built from verified bytes
         self.image_size = self.manifest.preprocess.image_size
