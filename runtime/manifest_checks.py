@@ -15,7 +15,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from .contract import DTYPES, IMAGE_ENCODER
+from .contract import DTYPES, IMAGE_ENCODER, Preprocess, TokenizerSpec
 
 SCHEMA_FILE = "manifest.schema.json"
 _SHORT = 60  # characters of a bad value quoted in an error
@@ -65,7 +65,8 @@ def _describe(error: Any) -> str:
         return f"{field_name(path)}: expected {want}, got {_short(error.instance)}"
     want = error.schema.get("description", f"to satisfy {error.validator} {error.validator_value!r}")
     if error.validator in ("minItems", "maxItems") and isinstance(error.instance, list):
-        return f"{field_name(path)}: expected {want}, got {len(error.instance)}"
+        got = len(error.instance) or "an empty list"
+        return f"{field_name(path)}: expected {want}, got {got}"
     if error.validator == "minProperties" and isinstance(error.instance, dict):
         return f"{field_name(path)}: expected {want}, got an empty object"
     return f"{field_name(path)}: expected {want}, got {_short(error.instance)}"
@@ -112,11 +113,24 @@ def _check_templates(templates: list[str]) -> None:
             )
 
 
-def _check_numbers(pre: dict[str, Any]) -> None:
+def _check_preprocess(pre: dict[str, Any], tok: dict[str, Any]) -> None:
+    """Finite numbers, and only the resize / layout / special tokens this runtime implements
+    (anything else would be silently ignored)."""
     for key in ("mean", "std"):
         for i, v in enumerate(pre[key]):
             if not math.isfinite(v):
                 raise ManifestFieldError(f"preprocess.{key}[{i}]: expected a finite number, got {v}")
+    if not 1 <= round(1.0 / pre["scale"]) <= 65535:
+        raise ManifestFieldError(f"preprocess.scale: expected 1 / (the image's maximum value), got {pre['scale']}")
+    implemented = {
+        "preprocess.resize": (pre["resize"], Preprocess.resize),
+        "preprocess.layout": (pre["layout"], Preprocess.layout),
+        "tokenizer.sot_token": (tok.get("sot_token", TokenizerSpec.sot_token), TokenizerSpec.sot_token),
+        "tokenizer.eot_token": (tok.get("eot_token", TokenizerSpec.eot_token), TokenizerSpec.eot_token),
+    }
+    for name, (got, want) in implemented.items():
+        if got != want:
+            raise ManifestFieldError(f"{name}: this runtime implements {want!r}, got {_short(got)}")
 
 
 def _check_graphs(data: dict[str, Any]) -> None:
@@ -161,7 +175,7 @@ def _check_sliding(data: dict[str, Any]) -> None:
 def check_values(data: dict[str, Any]) -> None:
     """What the schema cannot say (call after ``validate_schema``)."""
     _check_templates(data["templates"])
-    _check_numbers(data["preprocess"])
+    _check_preprocess(data["preprocess"], data["tokenizer"])
     for name in data["files"]:
         check_relative(name, "files")
     _check_graphs(data)
