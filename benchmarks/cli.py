@@ -113,4 +113,6 @@ def bench(
 
 
 def main() -> None:
-    app()
+    from escnet_runtime.cli_usage import run_app
+
+    run_app(app, "escnet-bench")
