@@ -29,9 +29,9 @@ def run_app(app: typer.Typer, prog: str) -> None:
         if type(e).__name__ == "NoArgsIsHelpError" and ctx is not None:
             sys.stderr.write(ctx.get_help() + "\n")  # the command alone: its help, as before
             sys.exit(EXIT_USAGE)
-        where, hint = (ctx.command_path, f" (see {ctx.command_path} --help)") if ctx is not None else (prog, "")
+        where, code = ctx.command_path if ctx is not None else prog, getattr(e, "exit_code", EXIT_USAGE)
+        hint = f" (see {where} --help)" if code == EXIT_USAGE else ""
         sys.stderr.write(f"{where}: error: {' '.join(e.format_message().split())}{hint}\n")
-        code = getattr(e, "exit_code", EXIT_USAGE)
     except typer.Abort:
         sys.stderr.write(f"{prog}: aborted\n")
         code = 1
