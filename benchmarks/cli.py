@@ -137,4 +137,6 @@ def _print_export(exported, progress) -> None:
 
 
 def main() -> None:
-    app()
+    from escnet_runtime.cli_usage import run_app
+
+    run_app(app, "escnet-bench")

@@ -64,6 +64,15 @@ def _torch_predictor(checkpoint: Path, names: list[str], sliding_window: bool, d
     return TorchPredictor(model, names, sliding_window=sliding_window, device=device)
 
 
+def check_output(output: Path) -> None:
+    """--output names a JSON file to (over)write: not a folder, under a folder (or one to create)."""
+    if output.is_dir():
+        raise EvalUsageError(f"--output {output}: is a folder; expected a JSON file, e.g. {output / 'metrics.json'}")
+    blocker = next((p for p in output.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise EvalUsageError(f"--output {output}: {blocker} is not a folder")
+
+
 @app.command()
 def evaluate_command(
     dataset: Annotated[str, typer.Option(help="ade150, ade847, pc59, pc459, voc20, voc20b, coco171-val or synthetic.")],
@@ -81,7 +90,7 @@ def evaluate_command(
     device: Annotated[str, typer.Option(help="PyTorch device for --checkpoint: auto, cpu, cuda.")] = "auto",
     backend: Annotated[str, typer.Option(help="escnet_runtime backend for --artifacts.")] = "ort-cpu",
     output: Annotated[
-        Path | None, typer.Option(help="Write the metrics (with per-class IoU) to this JSON file.")
+        Path | None, typer.Option(help="Write the metrics (with per-class IoU) to this JSON file (not a folder).")
     ] = None,
     per_class: Annotated[bool, typer.Option("--per-class", help="Print every class's IoU.")] = False,
     progress: Annotated[
@@ -99,6 +108,8 @@ def evaluate_command(
     try:
         if (checkpoint is None) == (artifacts is None):
             raise EvalUsageError("give exactly one of --checkpoint FILE or --artifacts DIR")
+        if output is not None:
+            check_output(output)
         data = open_dataset(dataset, root, limit)
         names = data.prompt_names
         if checkpoint is not None:
@@ -138,12 +149,18 @@ def evaluate_command(
             "seconds": result.seconds,
             **m.to_dict(data.class_names),
         }
-        with atomic_path(output) as tmp:
-            tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
+        try:
+            with atomic_path(output) as tmp:
+                tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
+        except OSError as e:
+            typer.echo(f"error: cannot write {output}: {e.strerror or e}", err=True)
+            raise typer.Exit(2) from None
 
 
 def main() -> None:
-    app()
+    from escnet_runtime.cli_usage import run_app
+
+    run_app(app, "escnet-eval")
 
 
 if __name__ == "__main__":

@@ -59,4 +59,6 @@ def info(
 
 
 def main() -> None:
-    app()
+    from .cli_usage import run_app
+
+    run_app(app, "escnet-info")

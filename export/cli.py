@@ -7,6 +7,8 @@ failure exits 1; no tracebacks for either.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -31,6 +33,30 @@ def fail(message: str) -> typer.Exit:
     """One line on stderr; the caller raises the returned Exit (code 2)."""
     err_console.print(f"escnet-export: error: {message}", markup=False, highlight=False, soft_wrap=True)
     return typer.Exit(EXIT_USER_ERROR)
+
+
+def parity_report_path(out: Path) -> Path:
+    """Where a refused export's parity table goes: beside the artifacts folder, OUT.parity-failed.txt."""
+    out = Path(os.path.abspath(out))
+    return out.with_name(f"{out.name}.parity-failed.txt")
+
+
+def parity_refusal(rows: list, out: Path) -> typer.Exit:
+    """One line (the first failure, where the full table is) and exit code 1."""
+    from .parity import save_parity_report
+
+    failed = [r for r in rows if not r.passed]
+    first = f"{failed[0].graph}/{failed[0].tensor}: {'; '.join(failed[0].failures)}"
+    try:
+        where = f"full table in {save_parity_report(rows, parity_report_path(out))}"
+    except OSError as e:
+        where = f"the full table could not be saved ({e.strerror or e})"
+    err_console.print(
+        f"escnet-export: error: parity over tolerance in {len(failed)} of {len(rows)} checks ({first}); "
+        f"nothing written, {out} left as it was; {where}",
+        markup=False, highlight=False, soft_wrap=True,
+    )  # fmt: skip
+    return typer.Exit(EXIT_PARITY_FAILED)
 
 
 @app.command()
@@ -70,16 +96,16 @@ def onnx(
             result = run_export(opts, step)
     except ExportError as e:
         raise fail(str(e)) from None
+    if not result.passed:
+        raise parity_refusal(result.parity, out)
     out_console.print(parity_table(result.parity))
     for name, g in result.graphs.items():
         out_console.print(
             f"{name}: {g.nodes} nodes, {g.bytes / 2**20:.1f} MiB{' (external data)' if g.external_data else ''}, "
             f"{result.timings.get(name, g.seconds):.1f} s"
         )
-    if not result.passed:
-        failed = [f"{r.graph}/{r.tensor}: {'; '.join(r.failures)}" for r in result.parity if not r.passed]
-        err_console.print(f"escnet-export: parity over tolerance, nothing written: {' | '.join(failed)}", markup=False)
-        raise typer.Exit(EXIT_PARITY_FAILED)
+    with contextlib.suppress(OSError):
+        parity_report_path(out).unlink()  # an earlier refusal's table no longer applies
     out_console.print(f"wrote {out} in {result.seconds:.1f} s")
     provenance = result.manifest.provenance if result.manifest is not None else None
     if provenance is not None:
@@ -203,7 +229,9 @@ def _vocabulary(classes: str | None, classes_file: Path | None) -> tuple[str, ..
 
 
 def main() -> None:
-    app()
+    from escnet_runtime.cli_usage import run_app
+
+    run_app(app, "escnet-export")
 
 
 if __name__ == "__main__":

@@ -1,23 +1,21 @@
 """``escnet-export onnx``: load the model, export three graphs, check them, publish atomically.
 
-Everything is written into a hidden staging folder inside the output folder first. Only after
-every graph has passed onnx.checker and the parity gate are the files moved into place (each
-move is an atomic rename), and the manifest, which lists every file with its sha256, is
-written last: an interrupted or failed export never leaves a folder that loads as complete.
+Everything is written into a hidden staging folder beside the output folder first (see
+``publish``). Only after every graph has passed onnx.checker and the parity gate, and the
+manifest listing every file with its sha256 is written, does the staging folder take the
+output folder's place, in one rename: the old artifacts stay valid until the new ones are
+complete, and an interrupted, failed or out-of-space export leaves them as they were.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import tempfile
+import errno
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from escnet_runtime.contract import DEFAULT_CLASS_CHUNK, MANIFEST_FILE, VOCAB_FILE, decoder_stage_names, graph_specs
+from escnet_runtime.contract import DEFAULT_CLASS_CHUNK, VOCAB_FILE, decoder_stage_names, graph_specs
 from escnet_runtime.manifest import Manifest, write_manifest
 
 from .errors import ExportError
@@ -27,6 +25,7 @@ from .onnx_export import PROTOBUF_LIMIT, ExportedGraph, export_graph
 from .opset import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from .parity import Comparison
 from .parity_run import graph_parity
+from .publish import publish, staged_export
 from .simplify import Simplifier, available_simplifier, simplify_graph
 from .wrappers import graph_modules, model_dims, sample_inputs
 
@@ -80,48 +79,37 @@ def validate_options(opts: ExportOptions) -> None:
         raise ExportError("--checkpoint already holds every weight; do not combine it with --clip/--sam-weights")
 
 
-@contextlib.contextmanager
-def output_folder(out: Path) -> Iterator[Path]:
-    """Create ``out`` if needed, yield a staging folder inside it, remove the staging folder
-    (and ``out`` if this call created it and it stayed empty) however the export ends."""
-    created = not out.exists()
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".escnet-export-", dir=out))
-    except OSError as e:
-        raise ExportError(f"cannot write to output folder {out}: {e.strerror or e}") from None
-    try:
-        yield staging
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        if created:
-            with contextlib.suppress(OSError):
-                out.rmdir()  # only succeeds when empty
-
-
-def publish(staging: Path, out: Path, files: list[str], manifest: Manifest) -> None:
-    """Move ``files`` from staging into ``out`` (atomic renames), then write the manifest."""
-    with contextlib.suppress(FileNotFoundError):
-        (out / MANIFEST_FILE).unlink()  # the old manifest no longer describes the folder
-    mode = 0o666 & ~current_umask()
-    for name in files:
-        os.chmod(staging / name, mode)  # staged files are created private (mkstemp)
-        os.replace(staging / name, out / name)
-    os.chmod(write_manifest(out, manifest), mode)
-
-
-def current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def space_error(error: BaseException) -> OSError | None:
+    """The out-of-space OSError behind ``error`` (exporters wrap it in their own exceptions)."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def run_export(opts: ExportOptions, step: Step = lambda _name: None) -> ExportResult:
     """The whole ``onnx`` command; raises ExportError for user mistakes."""
     start = time.perf_counter()
     validate_options(opts)
+    try:
+        return _run_export(opts, step, start)
+    except Exception as e:
+        full = space_error(e)
+        if full is None:
+            raise
+        raise ExportError(
+            f"no space left on the device of {opts.out} ({full.strerror}); the export was abandoned and "
+            f"{opts.out} left as it was"
+        ) from None
+
+
+def _run_export(opts: ExportOptions, step: Step, start: float) -> ExportResult:
     timings: dict[str, float] = {}
-    with output_folder(opts.out) as staging:
+    with staged_export(opts.out, note=step) as run:
+        staging = run.staging
         step("loading the model")
         model = load_model(opts.preset, opts.checkpoint, opts.clip_weights, opts.sam_weights, opts.seed)
         specs = graph_specs(model_dims(model))
@@ -160,7 +148,7 @@ def run_export(opts: ExportOptions, step: Step = lambda _name: None) -> ExportRe
             class_chunk=opts.class_chunk,
             provenance=weights_provenance(opts.checkpoint, sources),
         )
-        publish(staging, opts.out, files, manifest)
+        publish(run, files, lambda folder: write_manifest(folder, manifest))
     return ExportResult(opts.out, manifest, graphs, parity, time.perf_counter() - start, True, timings)
 
 

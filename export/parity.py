@@ -12,9 +12,12 @@ summation order only):
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+from rich.console import Console
 from rich.table import Table
 
 
@@ -117,3 +120,14 @@ def parity_table(rows: list[Comparison], title: str = "ONNX Runtime vs PyTorch (
             "[green]yes[/]" if r.passed else "[red]NO[/]",
         )
     return table
+
+
+def save_parity_report(rows: list[Comparison], path: Path) -> Path:
+    """The full parity table and each failure, as plain text at ``path`` (written atomically)."""
+    from escnet_runtime.fileio import write_bytes_atomic
+
+    buffer = io.StringIO()
+    Console(file=buffer, width=200, color_system=None).print(parity_table(rows))
+    failures = [f"{r.graph}/{r.tensor}: {'; '.join(r.failures)}" for r in rows if not r.passed]
+    write_bytes_atomic(path, (buffer.getvalue() + "\n".join(failures) + "\n").encode())
+    return path

@@ -222,4 +222,6 @@ def segment(
 
 
 def main() -> None:
-    app()
+    from .cli_usage import run_app
+
+    run_app(app, "escnet-segment")

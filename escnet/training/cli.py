@@ -127,7 +127,9 @@ def _one_line(error: Exception) -> str:
 
 
 def main() -> None:
-    app()
+    from ..cli_usage import run_app
+
+    run_app(app, "escnet-train")
 
 
 if __name__ == "__main__":

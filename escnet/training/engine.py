@@ -23,6 +23,7 @@ from ..evaluation.loop import evaluate
 from ..evaluation.predictor import TorchPredictor
 from ..io_utils import atomic_path
 from ..model import ESCNet
+from ..state_dict import load_strict
 from .config import TrainConfig, config_from_dict, resume_differences
 from .distributed import DistInfo, all_mean, barrier, init_distributed, shutdown
 from .logger import RunLog
@@ -204,7 +205,7 @@ def _train(config: TrainConfig, resume: bool, info: DistInfo) -> TrainResult:
     torch.manual_seed(config.seed)
     model = build_model(config.preset, config.clip_weights, config.sam_weights)
     if state is not None:
-        model.load_state_dict(state["model"])
+        load_strict(model, state["model"], f"training checkpoint {ckpt}")
     model.to(info.device).train()
     optimizer, _ = build_optimizer(model, config.lr, config.backbone_multiplier, config.weight_decay)
     scheduler = build_scheduler(optimizer, config.iters, config.warmup_iters)
