@@ -135,3 +135,18 @@ def test_malformed_requests_get_errors_and_the_server_keeps_serving(server, arti
         assert http.is_model_ready("escnet")
     finally:
         http.close()
+
+
+def test_a_changed_artifact_keeps_the_model_from_loading(artifacts, tmp_path):
+    repo = tmp_path / "repo"
+    cmd = [sys.executable, "-c", "from escnet_export.cli import app; app()", "triton", "--artifacts", str(artifacts)]
+    assert subprocess.run([*cmd, "--out", str(repo)], capture_output=True, timeout=300).returncode == 0
+    with open(repo / "escnet" / "1" / "artifacts" / "decoder.onnx", "ab") as f:
+        f.write(b"\0")
+    srv = TritonServer(repo, tmp_path / "server")
+    with pytest.raises(RuntimeError, match="tritonserver exited") as err:
+        srv.start()
+    srv.stop()
+    assert "failed to load all models" in str(err.value)
+    assert "decoder.onnx does not match the manifest" in srv.log_path.read_text(errors="replace")
+    assert srv.process.poll() is not None
