@@ -120,7 +120,7 @@ def _new_run(out: Path) -> tuple[Run, int]:
         try:
             fd = os.open(run.lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         except OSError as e:
-            raise ExportError(f"cannot write to output folder {out.parent}: {e.strerror or e}") from None
+            raise ExportError(_unwritable(out, e)) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -133,10 +133,17 @@ def _new_run(out: Path) -> tuple[Run, int]:
                 os.close(fd)
                 with contextlib.suppress(OSError):
                     run.lock.unlink()
-                raise ExportError(f"cannot write to output folder {out.parent}: {e.strerror or e}") from None
+                raise ExportError(_unwritable(out, e)) from None
             return run, fd
         os.close(fd)
     raise ExportError(f"cannot lock an export run in {out.parent}")
+
+
+def _unwritable(out: Path, error: OSError) -> str:
+    return (
+        f"cannot write to output folder {out}: the new folder is built beside it, in {out.parent}, "
+        f"which must be writable ({error.strerror or error})"
+    )
 
 
 def recover(out: Path, note: Note = lambda _m: None) -> None:
