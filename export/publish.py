@@ -98,6 +98,8 @@ def resolve_out(out: Path) -> Path:
         out = out.resolve()
     if out.exists() and not out.is_dir():
         raise ExportError(f"{out}: exists and is not a folder")
+    if Path.cwd().resolve().is_relative_to(out.resolve()):
+        raise ExportError(f"{out}: is the current folder or holds it; export into a folder of its own")
     if out.exists() and os.path.ismount(out):
         raise ExportError(f"{out}: is a mount point, which cannot be swapped atomically; export into a folder in it")
     return out

@@ -245,3 +245,12 @@ def test_a_mount_point_is_refused_before_any_work(small_disk: Path) -> None:
         with pub.staged_export(small_disk):
             pass
     assert list(small_disk.iterdir()) == []
+
+
+def test_the_current_folder_is_refused(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for out in (Path("."), tmp_path, tmp_path.parent):
+        with pytest.raises(ExportError, match="is the current folder or holds it"):
+            with pub.staged_export(out):
+                pass
+    assert list(tmp_path.iterdir()) == []
