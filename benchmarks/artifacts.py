@@ -126,6 +126,13 @@ def ensure_artifacts(opts: BenchOptions, model: ESCNet, step: Callable[[str], No
     except ExportError as e:
         raise ArtifactsError(f"export into {opts.artifacts} failed: {e}") from None
     if not result.published:
-        failed = [r.to_dict() for r in result.parity if not r.passed]
-        raise ArtifactsError(f"export into {opts.artifacts} failed its parity gate: {failed}")
+        from escnet_export.cli import parity_report_path
+        from escnet_export.parity import save_parity_report
+
+        failed = [r for r in result.parity if not r.passed]
+        report = save_parity_report(result.parity, parity_report_path(opts.artifacts))
+        raise ArtifactsError(
+            f"export into {opts.artifacts} failed its parity gate ({len(failed)} of {len(result.parity)} checks, "
+            f"first {failed[0].graph}/{failed[0].tensor}: {'; '.join(failed[0].failures)}); full table in {report}"
+        )
     return result

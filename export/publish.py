@@ -98,6 +98,8 @@ def resolve_out(out: Path) -> Path:
         out = out.resolve()
     if out.exists() and not out.is_dir():
         raise ExportError(f"{out}: exists and is not a folder")
+    if Path.cwd().resolve().is_relative_to(out.resolve()):
+        raise ExportError(f"{out}: is the current folder or holds it; export into a folder of its own")
     if out.exists() and os.path.ismount(out):
         raise ExportError(f"{out}: is a mount point, which cannot be swapped atomically; export into a folder in it")
     return out
@@ -120,7 +122,7 @@ def _new_run(out: Path) -> tuple[Run, int]:
         try:
             fd = os.open(run.lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         except OSError as e:
-            raise ExportError(f"cannot write to output folder {out.parent}: {e.strerror or e}") from None
+            raise ExportError(_unwritable(out, e)) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -133,10 +135,17 @@ def _new_run(out: Path) -> tuple[Run, int]:
                 os.close(fd)
                 with contextlib.suppress(OSError):
                     run.lock.unlink()
-                raise ExportError(f"cannot write to output folder {out.parent}: {e.strerror or e}") from None
+                raise ExportError(_unwritable(out, e)) from None
             return run, fd
         os.close(fd)
     raise ExportError(f"cannot lock an export run in {out.parent}")
+
+
+def _unwritable(out: Path, error: OSError) -> str:
+    return (
+        f"cannot write to output folder {out}: the new folder is built beside it, in {out.parent}, "
+        f"which must be writable ({error.strerror or error})"
+    )
 
 
 def recover(out: Path, note: Note = lambda _m: None) -> None:

@@ -152,3 +152,23 @@ def test_parity_refusal_is_one_line_with_the_saved_table(tmp_path: Path, monkeyp
     text = report.read_text()
     assert "graph_17" in text and "decoder/logits: max-abs 2.50e-01 > 1.00e-04" in text
     assert not out.exists()
+
+
+def test_bench_export_parity_refusal_is_one_line_with_the_saved_table(tmp_path: Path, monkeypatch, tiny_model) -> None:
+    import escnet_export.onnx_pipeline as pipeline
+    from escnet_bench.artifacts import ArtifactsError, ensure_artifacts
+    from escnet_bench.options import build_options
+    from escnet_export.parity import LOGITS_TOLERANCE, Comparison
+
+    bad = Comparison("decoder", "logits", (3, 5, 32, 32), 0.25, 0.01, 1.0, 0.5, 1e-4, LOGITS_TOLERANCE)
+    out = tmp_path / "artifacts"
+    monkeypatch.setattr(
+        pipeline, "run_export", lambda opts, step=None: pipeline.ExportResult(out, None, {}, [bad], 1.0, False)
+    )
+    opts = build_options("tiny", "ort-cpu", "5", "1", 1, 0, str(out), str(tmp_path / "res"), None, True, 0, False, None)
+    with pytest.raises(ArtifactsError) as e:
+        ensure_artifacts(opts, tiny_model)
+    report = tmp_path / "artifacts.parity-failed.txt"
+    assert "\n" not in str(e.value) and str(e.value).endswith(f"full table in {report}")
+    assert "1 of 1 checks, first decoder/logits: max-abs 2.50e-01 > 1.00e-04" in str(e.value)
+    assert "decoder/logits" in report.read_text()

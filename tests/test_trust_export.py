@@ -238,3 +238,19 @@ def test_full_disk_is_one_line_and_leaves_the_old_folder(small_disk: Path, expor
     assert "Traceback" not in result.output
     _assert_clean(out, None)
     assert shutil.disk_usage(small_disk).free == free  # nothing half-written left
+
+
+def test_a_mount_point_is_refused_before_any_work(small_disk: Path) -> None:
+    with pytest.raises(ExportError, match="is a mount point, which cannot be swapped atomically"):
+        with pub.staged_export(small_disk):
+            pass
+    assert list(small_disk.iterdir()) == []
+
+
+def test_the_current_folder_is_refused(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for out in (Path("."), tmp_path, tmp_path.parent):
+        with pytest.raises(ExportError, match="is the current folder or holds it"):
+            with pub.staged_export(out):
+                pass
+    assert list(tmp_path.iterdir()) == []
