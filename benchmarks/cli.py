@@ -85,7 +85,7 @@ def bench(
     from escnet import ESCNetInputError
 
     from .artifacts import ArtifactsError, check_artifacts, ensure_artifacts, reference_model
-    from .backends import runtime_backends_to_run
+    from .contenders import runtime_backends_to_run
     from .inputs import synthetic_images
     from .outputs import write_outputs
     from .progress import BenchProgress

@@ -14,7 +14,7 @@ from typing import Any
 from escnet.presets import PRESETS
 
 TORCH_BACKENDS = ("torch", "torch-cuda", "torch-cuda-fp16", "torch-cuda-bf16", "torch-compile")
-RUNTIME_BACKENDS = ("ort-cpu", "ort-cuda", "ort-trt", "trt")
+RUNTIME_BACKENDS = ("ort-cpu", "ort-cuda", "ort-trt", "trt", "ov-cpu", "ov-cpu-bf16")
 ALL_BACKENDS = TORCH_BACKENDS + RUNTIME_BACKENDS
 REFERENCE_BACKEND = "torch"
 

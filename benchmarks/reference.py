@@ -33,6 +33,7 @@ class ReferencePoint:
     outputs: dict[str, dict[str, np.ndarray]]  # graph -> output name -> array
     labels: np.ndarray  # (B, H, W) int64
     gflops: dict[str, float]  # graph -> GFLOPs of one call at this point
+    margins: np.ndarray | None = None  # (B, H, W) float32: top-1 minus top-2 class score per pixel
 
 
 def preprocess_batch(model: ESCNet, images: torch.Tensor) -> torch.Tensor:
@@ -41,13 +42,27 @@ def preprocess_batch(model: ESCNet, images: torch.Tensor) -> torch.Tensor:
     return torch.cat([preprocess(img, size) for img in images])
 
 
-def labels_from_logits(logits: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
-    """logits (B, T, 4g, 4g) -> labels (B, H, W), as ``escnet.inference.predict_scores`` (single view)
-    then arg-max: upsample to S, sigmoid, upsample to the image size, arg-max over classes."""
+def _scores(logits: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
+    """logits (B, T, 4g, 4g) -> class scores (B, T, H, W), as ``escnet.inference.predict_scores``
+    (single view): upsample to S, sigmoid, upsample to the image size."""
     size = logits.shape[-1] * 4
     probs = F.interpolate(logits.float(), (size, size), mode="bilinear", align_corners=False).sigmoid()
-    probs = F.interpolate(probs, out_hw, mode="bilinear", align_corners=False)
-    return probs.argmax(dim=1)
+    return F.interpolate(probs, out_hw, mode="bilinear", align_corners=False)
+
+
+def labels_from_logits(logits: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
+    """logits (B, T, 4g, 4g) -> labels (B, H, W): the arg-max of the class scores."""
+    return _scores(logits, out_hw).argmax(dim=1)
+
+
+def labels_and_margins(logits: torch.Tensor, out_hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """logits (B, T, 4g, 4g) -> labels (B, H, W) and each pixel's top-1 minus top-2 score (B, H, W);
+    one class: margin 1 (nothing to confuse it with)."""
+    probs = _scores(logits, out_hw)
+    if probs.shape[1] < 2:
+        return probs.argmax(dim=1), torch.ones_like(probs[:, 0])
+    top = probs.topk(2, dim=1).values  # labels from arg-max: the same tie-break as everywhere else
+    return probs.argmax(dim=1), top[:, 0] - top[:, 1]
 
 
 @torch.no_grad()
@@ -88,7 +103,7 @@ def compute_reference(model: ESCNet, inputs: BenchInputs) -> ReferencePoint:
     text = text_flat.reshape(inputs.classes, model.config.num_templates, -1)  # (T, P, D)
     feats, image_gflops = _counted(lambda: model.encode_image(pixels))
     logits, decoder_gflops = _counted(lambda: model.decode(*feats, text))  # (B, T, 4g, 4g)
-    labels = labels_from_logits(logits, tuple(images.shape[1:3]))
+    labels, margins = labels_and_margins(logits, tuple(images.shape[1:3]))
     as_np = lambda t: t.detach().cpu().numpy()
     image_out = {
         C.DENSE: as_np(feats.dense),
@@ -107,5 +122,6 @@ def compute_reference(model: ESCNet, inputs: BenchInputs) -> ReferencePoint:
             C.DECODER: {C.LOGITS: as_np(logits)},
         },
         labels=as_np(labels).astype(np.int64),
+        margins=as_np(margins).astype(np.float32),
         gflops={C.IMAGE_ENCODER: image_gflops, C.TEXT_ENCODER: text_gflops, C.DECODER: decoder_gflops},
     )

@@ -154,18 +154,23 @@ def _end_to_end(data: dict[str, Any]) -> list[str]:
                 _fmt(m.get("delta_rss_mib"), 0),
                 _fmt(m.get("peak_device_mib"), 0),
                 _fmt(p.get("agreement"), 4),
+                _fmt(p.get("agreement_confident"), 4),
                 _fmt(p.get("miou"), 4),
+                _fmt(p.get("gate")),
             )
         )
     header = ["backend", "T", "B", "median", "p90", "p99", "graphs", "other", "img/s", "x torch", "GFLOP/s", "util %"]
-    header += ["process MiB", "Δ RSS MiB", "dev MiB", "agree", "mIoU"]
+    header += ["process MiB", "Δ RSS MiB", "dev MiB", "agree", "agree conf.", "mIoU", "gate"]
     note = (
         "graphs: image encoder + decoder medians of the same backend; other: the rest (pre-processing, "
         "upsampling, arg-max, copies); the graphs and the whole are timed separately, so under load "
         "other can come out below zero and util % over 100: such cells read 'unreliable'. "
         "x torch: the reference's median over this one, same run, same inputs. "
         "process MiB: peak RSS of a fresh process that loads only this backend and runs this point; Δ RSS: the "
-        "in-process peak over the RSS before the measurement; dev: peak device memory."
+        "in-process peak over the RSS before the measurement; dev: peak device memory. agree: label agreement "
+        "with PyTorch on all pixels; agree conf.: on pixels whose PyTorch top-2 score margin > 0.05; gate: "
+        "fp32 every graph max-abs <= 1e-4 and agree >= 0.999, bf16/fp16 agree conf. >= 0.99. util %: of the "
+        "measured peak in the backend's precision (bf16 backends: the bf16 peak)."
     )
     title = "## End to end (uint8 image -> labels, vocabulary embedded)"
     return [title, "", note, ""] + _table(header, rows) + [""]

@@ -17,7 +17,8 @@ from .parity import TaskParity, TensorParity
 from .scaling import LinearFit
 from .stats import TimingStats
 
-SCHEMA_VERSION = "1.3.0"  # 1.1: options.class_chunk; 1.2: peaks[].by_library; 1.3: weights
+SCHEMA_VERSION = "1.3.0"  # 1.1: options.class_chunk; 1.2: peaks[].by_library; 1.3: weights, CPU bf16 peak,
+# timings[].peak_dtype, task_parity[] on confident pixels and the parity gate
 STAGES = ("image_encoder", "text_encoder", "decoder", "end_to_end", "text_cold", "text_warm", "text_warm_disk")
 
 
@@ -51,6 +52,7 @@ class TimingRecord:
     gflops: float | None  # work of one call (None: not a model computation, e.g. a cache hit)
     achieved_gflops_per_s: float | None
     utilisation_pct: float | None  # of this device's measured peak matmul GFLOP/s
+    peak_dtype: str | None = None  # the peak it was judged against (fp32, or bf16 for bf16 backends)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -101,9 +103,11 @@ class TaskRecord:
     classes: int
     batch: int
     task: TaskParity
+    gate: bool | None = None  # passes its precision's parity gate (parity.GATES); None: not judged
 
     def to_dict(self) -> dict[str, Any]:
-        return {"backend": self.backend, "classes": self.classes, "batch": self.batch, **self.task.to_dict()}
+        head = {"backend": self.backend, "classes": self.classes, "batch": self.batch}
+        return {**head, **self.task.to_dict(), "gate": self.gate}
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from escnet_runtime import contract as C
 from escnet import ESCNet
 
 from .artifacts import reference_provenance, weights_source
-from .backend import BackendUnavailable, BenchBackend
-from .backends import backend_spec, open_backend
+from .contender import Contender, ContenderUnavailable
+from .contenders import contender_spec, open_contender
 from .environment import environment, load_average
 from .fits import scaling_fits
 from .inputs import class_names, make_inputs
@@ -29,7 +29,7 @@ from .isolated import METHOD as ISOLATED_METHOD
 from .isolated import IsolatedRequest, measure_isolated
 from .memory import MemoryProbe, current_rss_mib, release_free_memory
 from .options import AUTO_BUDGET_S, AUTO_MAX_ITERS, AUTO_MIN_ITERS, BenchOptions
-from .parity import task_parity, tensor_parity
+from .parity import parity_gate, task_parity, tensor_parity
 from .peak import PeakMatmul, measure_peak_matmul
 from .reference import ReferencePoint, compute_reference
 from .results import BackendRecord, BenchResult, MemoryRecord, ParityRecord, TaskRecord, TimingRecord
@@ -55,7 +55,7 @@ METHODS = {
     "flops": "torch.utils.flop_counter during the reference forward passes (2 FLOPs per multiply-add), "
     "as escnet.flops.graph_costs counts them; end_to_end = image encoder + decoder.",
     "utilisation": "achieved GFLOP/s (GFLOPs / median) over the device's measured peak matmul GFLOP/s in the "
-    "backend's precision.",
+    "backend's precision (peak_dtype: fp32, or bf16 for a bf16 backend, whose CPU peak is measured beside fp32's).",
 }
 
 
@@ -80,7 +80,7 @@ class _Context:
 
 
 def _peak_for(ctx: _Context, device: str, precision: str) -> PeakMatmul:
-    key = (device, "fp32" if device == "cpu" else precision)
+    key = (device, precision)
     if key not in ctx.peaks:
         ctx.peaks[key] = measure_peak_matmul(*key)
         ctx.result.peaks.append(ctx.peaks[key].to_dict())
@@ -89,7 +89,7 @@ def _peak_for(ctx: _Context, device: str, precision: str) -> PeakMatmul:
 
 def _timed(
     ctx: _Context,
-    backend: BenchBackend,
+    contender: Contender,
     stage: str,
     fn: Callable[[], object],
     point: tuple[int, int],
@@ -101,83 +101,87 @@ def _timed(
     auto = ctx.opts.iters is None
     iters = AUTO_MAX_ITERS if auto else ctx.opts.iters
     budget = AUTO_BUDGET_S if auto else None
-    sync, events = backend.sync, backend.uses_cuda_events
+    sync, events = contender.sync, contender.uses_cuda_events
     runs = time_runs(fn, ctx.opts.warmup, iters, sync, events, before, budget, AUTO_MIN_ITERS)
     stats = summarise(runs.seconds, ctx.opts.warmup, items, unit)
-    achieved = util = None
+    achieved = util = peak_dtype = None
     if gflops is not None and stats.median_ms > 0:
         achieved = gflops / (stats.median_ms / 1e3)
-        peak = _peak_for(ctx, backend.spec.device, backend.spec.precision)
-        util = 100.0 * achieved / peak.gflops_per_s
+        peak = _peak_for(ctx, contender.spec.device, contender.spec.precision)
+        util, peak_dtype = 100.0 * achieved / peak.gflops_per_s, peak.dtype
     first = runs.first_call_s * 1e3 if runs.first_call_s is not None else None
     ctx.result.timings.append(
-        TimingRecord(backend.spec.name, point[0], point[1], stage, stats, first, gflops, achieved, util)
+        TimingRecord(contender.spec.name, point[0], point[1], stage, stats, first, gflops, achieved, util, peak_dtype)
     )
     return runs.last_output
 
 
-def _measure_point(ctx: _Context, backend: BenchBackend, point: tuple[int, int]) -> None:
+def _measure_point(ctx: _Context, contender: Contender, point: tuple[int, int]) -> None:
     classes, batch = point
     ref = ctx.references[point]
     inputs = make_inputs(classes, batch, ctx.opts.seed)
-    name, precision = backend.spec.name, backend.spec.precision
+    name, precision = contender.spec.name, contender.spec.precision
     ctx.progress.step(f"{name}: T={classes} B={batch} text")
     for cache in ("cold", "warm", "warm_disk"):
-        run = backend.vocabulary_fn(inputs.names, cache)
+        run = contender.vocabulary_fn(inputs.names, cache)
         if run is not None:
             gflops = ref.gflops[C.TEXT_ENCODER] if cache == "cold" else None
-            _timed(ctx, backend, f"text_{cache}", run.fn, point, classes, "classes", gflops, run.before)
+            _timed(ctx, contender, f"text_{cache}", run.fn, point, classes, "classes", gflops, run.before)
     ctx.progress.step(f"{name}: T={classes} B={batch} graphs")
     for graph in GRAPHS:
         items, unit = (classes, "classes") if graph == C.TEXT_ENCODER else (batch, "images")
         raw = _timed(
-            ctx, backend, graph, backend.graph_fn(graph, ref.inputs[graph]), point, items, unit, ref.gflops[graph]
+            ctx, contender, graph, contender.graph_fn(graph, ref.inputs[graph]), point, items, unit, ref.gflops[graph]
         )
-        outputs = backend.graph_outputs(graph, raw)
+        outputs = contender.graph_outputs(graph, raw)
         for out_name, expected in ref.outputs[graph].items():
             parity = tensor_parity(out_name, expected, outputs[out_name], precision)
             ctx.result.parity.append(ParityRecord(name, classes, batch, graph, precision, parity))
         ctx.progress.step(f"{name}: T={classes} B={batch} {graph} done")
-    backend.set_vocabulary(inputs.names)
+    contender.set_vocabulary(inputs.names)
     e2e_gflops = ref.gflops[C.IMAGE_ENCODER] + ref.gflops[C.DECODER]
-    with MemoryProbe(backend.memory_device) as probe:
+    with MemoryProbe(contender.memory_device) as probe:
         labels = _timed(
-            ctx, backend, "end_to_end", backend.segment_fn(inputs.images), point, batch, "images", e2e_gflops
+            ctx, contender, "end_to_end", contender.segment_fn(inputs.images), point, batch, "images", e2e_gflops
         )
     assert probe.reading is not None
     ctx.result.memory.append(MemoryRecord(name, classes, batch, "end_to_end", probe.reading))
-    ctx.result.task_parity.append(TaskRecord(name, classes, batch, task_parity(ref.labels, labels)))
+    task = task_parity(ref.labels, labels, ref.margins)
+    worst = max(
+        (p.tensor.max_abs for p in ctx.result.parity if (p.backend, p.classes, p.batch) == (name, *point)), default=None
+    )
+    ctx.result.task_parity.append(TaskRecord(name, classes, batch, task, parity_gate(precision, worst, task)))
     ctx.progress.step(f"{name}: T={classes} B={batch} done")
 
 
-def _run_backend(ctx: _Context, name: str, points: list[tuple[int, int]]) -> None:
-    spec = backend_spec(name)
+def _run_contender(ctx: _Context, name: str, points: list[tuple[int, int]]) -> None:
+    spec = contender_spec(name)
     record = BackendRecord(spec.name, spec.family, spec.device, spec.precision, spec.description, status="ok")
     ctx.result.backends.append(record)
     ctx.progress.step(f"{name}: loading")
     release_free_memory()
     rss0, t0 = current_rss_mib(), time.perf_counter()
     try:
-        backend = open_backend(name, ctx.model, ctx.opts)
+        contender = open_contender(name, ctx.model, ctx.opts)
     except Exception as e:  # unavailable here: skipped; broken: failed; either way the run goes on
-        skipped = isinstance(e, BackendUnavailable)
+        skipped = isinstance(e, ContenderUnavailable)
         record.status = "skipped" if skipped else "failed"
         record.reason = str(e) if skipped else f"{type(e).__name__}: {e}"
         for _ in range(len(points) * STEPS_PER_POINT + 1):
             ctx.progress.step(f"{name}: {record.status}")
         return
-    record.precision = backend.spec.precision  # e.g. TensorRT engines built with --fp16
+    record.precision = contender.spec.precision  # e.g. TensorRT engines built with --fp16
     record.load_s = time.perf_counter() - t0
     rss1 = current_rss_mib()
     record.load_rss_mib = rss1 - rss0 if rss0 is not None and rss1 is not None else None
-    record.details = backend.details()
+    record.details = contender.details()
     try:
         for point in points:
-            _measure_point(ctx, backend, point)
+            _measure_point(ctx, contender, point)
     except Exception as e:  # a failing backend is a result, not the end of the run
         record.status, record.reason = "failed", f"{type(e).__name__}: {e}"
     finally:
-        backend.close()
+        contender.close()
     ctx.progress.step(f"{name}: peak RSS in a fresh process")
     if record.status == "ok" and spec.device == "cpu" and ctx.opts.isolated_memory:
         _isolated_memory(ctx, record, points)
@@ -221,11 +225,12 @@ def run_benchmark(opts: BenchOptions, model: ESCNet, progress: Progress | None =
     ctx = _Context(opts, model, {}, {}, result, progress)
     progress.step("measuring peak matmul GFLOP/s")
     _peak_for(ctx, "cpu", "fp32")
+    _peak_for(ctx, "cpu", "bf16")  # beside fp32: the ceiling of bf16 contenders
     for point in points:
         progress.step(f"reference: T={point[0]} B={point[1]}")
         ctx.references[point] = compute_reference(model, make_inputs(point[0], point[1], opts.seed))
     for name in opts.backends:
-        _run_backend(ctx, name, points)
+        _run_contender(ctx, name, points)
     result.fits = scaling_fits(result, opts.predict_classes)
     result.environment["load_average_end"] = load_average()
     result.duration_s = time.perf_counter() - started

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import onnx
-from escnet_runtime import contract as C
+from escnet_runtime.precision_rule import DECISION_OPS, DECISION_OUTPUTS, SHAPE_ONLY
 
 ALWAYS_FP32 = {
     "LayerNormalization": "LayerNorm: mean and variance overflow in fp16",
@@ -29,20 +29,10 @@ ALWAYS_FP32 = {
     "ReduceSumSquare": "ReduceSumSquare: sum of squares overflows in fp16",
     "ReduceL2": "ReduceL2: cost-volume normalisation (sum of squares)",
 }
-# Discrete decisions: the pseudo prompts are arg-max peaks, k-means assignments and rounded
-# probabilities of the class scores. fp16 rounding of anything that feeds them moves prompt
-# points by whole grid cells (measured under fp16 autocast: logits off by 0.3), so every float
-# node upstream of a decision stays fp32. Shape-only edges (Shape, Size) carry no values.
-DECISION_OPS = {"ArgMax", "ArgMin", "TopK", "Round", "Floor", "Ceil"} | {
-    "Greater",
-    "GreaterOrEqual",
-    "Less",
-    "LessOrEqual",
-    "Equal",
-}
-SHAPE_ONLY = {"Shape", "Size"}
-# Graph outputs that the next step graph turns into decisions (the prompt softmax's normaliser).
-DECISION_OUTPUTS = {C.SCORE_LSE}
+# Discrete decisions (escnet_runtime.precision_rule, shared with OpenVINO's bf16): the pseudo prompts
+# are arg-max peaks, k-means assignments and rounded probabilities of the class scores. fp16
+# rounding of anything that feeds them moves prompt points by whole grid cells (measured under fp16
+# autocast: logits off by 0.3), so every float node upstream of a decision stays fp32.
 # Ops that finish a normalisation started by a pinned node (x / sqrt(mean(x^2) + eps), x / max(|x|, eps)).
 NORMALISATION_TAIL = {"Add", "Sqrt", "Div", "Reciprocal", "Clip", "Max", "Expand", "Mul"}
 TAIL_HOPS = 3

@@ -118,6 +118,7 @@ def run(
     max_pixels: int,
     batch_size: int,
     class_chunk: int | None = None,
+    ov_cache: str | None = None,
 ) -> int:
     """The command's work; raises InputError / ManifestError / BackendError for user mistakes."""
     from .segmenter import Segmenter  # after argument checks: onnxruntime loads here
@@ -136,6 +137,7 @@ def run(
         disk_cache=disk_cache,
         batch_size=batch_size,
         class_chunk=class_chunk,
+        **_ov_options(backend, ov_cache),
     )
     provenance = seg.manifest.weights_provenance()
     if provenance.notice():
@@ -171,6 +173,15 @@ def run(
     return EXIT_USER_ERROR if failures else 0
 
 
+def _ov_options(backend: str, ov_cache: str | None) -> dict[str, object]:
+    """OpenVINO's compiled-model cache: a folder, "off", or None (the default folder)."""
+    if ov_cache is None:
+        return {}
+    if not backend.startswith("ov-"):
+        raise InputError(f"--ov-cache is an OpenVINO option; backend {backend!r} has no compiled-model cache")
+    return {"model_cache": False} if ov_cache == "off" else {"model_cache_dir": Path(ov_cache)}
+
+
 @app.command()
 def segment(
     images: Annotated[
@@ -183,7 +194,7 @@ def segment(
     classes: Annotated[str | None, typer.Option(help='comma-separated class names, e.g. "cat,grass,sky"')] = None,
     classes_file: Annotated[Path | None, typer.Option(help="file with one class name per line")] = None,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("segments"),
-    backend: Annotated[str, typer.Option(help="ort-cpu, ort-cuda, ort-trt or trt")] = "ort-cpu",
+    backend: Annotated[str, typer.Option(help="ort-cpu, ort-cuda, ort-trt, trt, ov-cpu or ov-cpu-bf16")] = "ort-cpu",
     sliding_window: Annotated[bool, typer.Option(help="CAT-Seg sliding windows + a global view")] = False,
     cache_dir: Annotated[Path | None, typer.Option(help="text-embedding cache (default ~/.cache/escnet)")] = None,
     disk_cache: Annotated[bool, typer.Option(help="keep text embeddings on disk between runs")] = True,
@@ -194,6 +205,10 @@ def segment(
         int | None,
         typer.Option(help="classes per decoder call; larger vocabularies run in chunks (default: the manifest's)"),
     ] = None,
+    ov_cache: Annotated[
+        str | None,
+        typer.Option(help="OpenVINO compiled-model cache folder, or 'off' (default ~/.cache/escnet/openvino)"),
+    ] = None,
 ) -> None:
     """Segment IMAGES with the given classes; writes label and overlay PNGs and a JSON per image."""
     with warnings.catch_warnings(record=True) as caught:
@@ -203,7 +218,7 @@ def segment(
         try:
             code = run(
                 list(images or []), artifacts, classes, classes_file, out, backend, sliding_window,
-                cache_dir, disk_cache, precompute, max_pixels, batch_size, class_chunk,
+                cache_dir, disk_cache, precompute, max_pixels, batch_size, class_chunk, ov_cache,
             )  # fmt: skip
         except (InputError, ManifestError, BackendError) as e:
             _say("error", str(e))

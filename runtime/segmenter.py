@@ -54,12 +54,13 @@ class SegmentResult:
 class Segmenter:
     """Open-vocabulary segmentation from an artifacts folder, without torch.
 
-    ``backend``: "ort-cpu", "ort-cuda", "ort-trt" or "trt", or a ready Backend (e.g. Triton BLS calls).
-    ``cache_dir``: where text embeddings
-    persist (default ``~/.cache/escnet/text-embeddings``); ``disk_cache=False`` keeps them in
-    memory only. ``batch_size``: views per image-encoder/decoder call (the decoder's memory grows
+    ``backend``: "ort-cpu", "ort-cuda", "ort-trt", "trt", "ov-cpu" or "ov-cpu-bf16",
+    or a ready Backend (e.g. Triton BLS calls). ``cache_dir``:
+    where text embeddings persist (default ``~/.cache/escnet/text-embeddings``); ``disk_cache=False``
+    keeps them in memory only. ``batch_size``: views per image-encoder/decoder call (the decoder's memory grows
     with it). ``class_chunk``: classes per decoder call (default: the manifest's); vocabularies
     larger than it run the decoder's step graphs chunk by chunk, with the same result.
+    ``close()`` (or ``with Segmenter(...) as seg:``) frees the backend's sessions / compiled models.
     """
 
     def __init__(
@@ -115,6 +116,18 @@ class Segmenter:
         self.class_names: tuple[str, ...] = ()
         self._embeddings: np.ndarray | None = None  # (T, P, D) float32
         self._device_embeddings: Any = None
+
+    def close(self) -> None:
+        """Free what the backend holds and forget the vocabulary; the Segmenter is unusable after."""
+        self.backend.close()
+        self._embeddings = self._device_embeddings = None
+        self.class_names = ()
+
+    def __enter__(self) -> Segmenter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def set_cache(self, cache: TextEmbeddingCache) -> None:
         """Use ``cache`` for text embeddings from now on (e.g. a fresh one, to measure cold encoding)."""
@@ -257,6 +270,6 @@ def precompute_vocabulary(
     Only the text encoder is loaded. Later ``set_vocabulary`` calls with these names (for the same
     model, backend precision and templates) read the cache instead of running the encoder.
     """
-    seg = Segmenter(artifacts, backend=backend, cache_dir=cache_dir, disk_cache=True)
-    seg.encode_vocabulary(names)
-    return seg.cache.stats.disk_writes
+    with Segmenter(artifacts, backend=backend, cache_dir=cache_dir, disk_cache=True) as seg:
+        seg.encode_vocabulary(names)
+        return seg.cache.stats.disk_writes

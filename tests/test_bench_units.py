@@ -147,16 +147,16 @@ def test_class_chunk_option_round_trips_through_json():
 
 def test_runtime_backend_without_step_graphs_is_unavailable(monkeypatch, tmp_path):
     """Segmenter refuses a class chunk on artifacts without step graphs: a reason, not a crash."""
-    from escnet_bench import backend_runtime
-    from escnet_bench.backend import BackendUnavailable
+    from escnet_bench import contender_runtime
+    from escnet_bench.contender import ContenderUnavailable
     from escnet_runtime import InputError
 
     def refuse(*args, **kwargs):
         raise InputError("these artifacts have no decoder step graphs, so classes cannot be chunked")
 
-    monkeypatch.setattr(backend_runtime, "Segmenter", refuse)
-    with pytest.raises(BackendUnavailable, match="no decoder step graphs"):
-        backend_runtime.RuntimeBackend("ort-cpu", tmp_path, batch_size=1, class_chunk=2)
+    monkeypatch.setattr(contender_runtime, "Segmenter", refuse)
+    with pytest.raises(ContenderUnavailable, match="no decoder step graphs"):
+        contender_runtime.RuntimeContender("ort-cpu", tmp_path, batch_size=1, class_chunk=2)
 
 
 def test_schema_is_valid_and_rejects_bad_documents():
@@ -188,11 +188,11 @@ def test_reference_pipeline_matches_predict_scores(tiny_model):
 def test_torch_backend_end_to_end_runs_its_own_graph_functions(tiny_model):
     """torch-compile's end-to-end figure must time the compiled graphs, not the eager model:
     segment_fn goes through the backend's encode/decode functions (here wrapped to count calls)."""
-    from escnet_bench.backend_torch import TorchBackend
+    from escnet_bench.contender_torch import TorchContender
     from escnet_bench.inputs import make_inputs
     from escnet_bench.reference import segment_torch
 
-    backend = TorchBackend("torch", tiny_model, class_chunk=2)
+    backend = TorchContender("torch", tiny_model, class_chunk=2)
     calls = {"encode_image": 0, "decode": 0}
 
     def counted(name, fn):
@@ -230,7 +230,38 @@ def test_peak_matmul_is_the_best_library():
     from escnet_bench.peak import measure_peak_matmul
 
     peak = measure_peak_matmul("cpu", "fp32", n=256, reps=2)
-    assert peak.by_library is not None and set(peak.by_library) == {"torch", "onnxruntime"}
+    assert peak.by_library is not None and set(peak.by_library) == {"torch", "onnxruntime", "openvino"}
     assert all(v > 0 for v in peak.by_library.values())
     assert peak.gflops_per_s == max(peak.by_library.values())
     assert "ONNX Runtime" in peak.method
+
+
+def test_bf16_peak_is_measured_beside_fp32():
+    """A bf16 backend's utilisation is judged against a bf16 peak (torch and OpenVINO in bf16)."""
+    import openvino as ov
+    from escnet_bench.peak import measure_peak_matmul
+
+    peak = measure_peak_matmul("cpu", "bf16", n=256, reps=2)
+    assert peak.dtype == "bf16" and peak.by_library is not None and "torch" in peak.by_library
+    if "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        assert "openvino" in peak.by_library
+    assert peak.gflops_per_s == max(peak.by_library.values())
+
+
+def test_task_parity_on_confident_pixels_and_gates():
+    from escnet_bench.parity import GATES, parity_gate
+
+    ref = np.zeros((1, 4, 5), dtype=np.int64)
+    cand = ref.copy()
+    cand[0, 0, :] = 1  # 5 of 20 pixels differ, all of them nearly tied in the reference
+    margins = np.full(ref.shape, 0.5, dtype=np.float32)
+    margins[0, 0, :] = 0.01
+    p = task_parity(ref, cand, margins)
+    assert p.agreement == 0.75 and p.confident_pixels == 15 and p.agreement_confident == 1.0
+    assert task_parity(ref, cand).agreement_confident is None
+    assert parity_gate("bf16", 0.3, p) is True  # reduced precision: judged on confident pixels
+    assert parity_gate("fp32", 1e-5, p) is False  # fp32: every pixel counts
+    assert parity_gate("fp32", 1e-5, task_parity(ref, ref, margins)) is True
+    assert parity_gate("fp32", GATES["fp32"]["max_abs"] * 2, task_parity(ref, ref, margins)) is False
+    cand[0, 1, 0] = 1  # one confident pixel wrong: 14 / 15 < 0.99
+    assert parity_gate("bf16", 0.3, task_parity(ref, cand, margins)) is False

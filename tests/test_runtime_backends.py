@@ -60,7 +60,7 @@ def test_tensorrt_backend_without_tensorrt(artifacts):
         pass
     with pytest.raises(BackendError, match="needs TensorRT"):
         Segmenter(artifacts, backend="trt", disk_cache=False)
-    assert set(BACKENDS) == {"ort-cpu", "ort-cuda", "ort-trt", "trt"}
+    assert set(BACKENDS) == {"ort-cpu", "ort-cuda", "ort-trt", "trt", "ov-cpu", "ov-cpu-bf16"}
 
 
 def test_import_and_segment_load_no_torch(artifacts, tmp_path):

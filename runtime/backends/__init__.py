@@ -24,6 +24,15 @@ def _ort(name: str) -> Callable[..., Backend]:
     return make
 
 
+def _ov(name: str) -> Callable[..., Backend]:
+    def make(folder: Path, manifest: Manifest, **options: Any) -> Backend:
+        from .ov import OvBackend  # OpenVINO is imported inside, only now
+
+        return OvBackend(folder, manifest, name, **options)
+
+    return make
+
+
 def _trt(folder: Path, manifest: Manifest, **options: Any) -> Backend:
     from .trt import TrtBackend  # TensorRT is imported inside, only now
 
@@ -35,6 +44,8 @@ BACKENDS: dict[str, Callable[..., Backend]] = {
     "ort-cuda": _ort("ort-cuda"),
     "ort-trt": _ort("ort-trt"),
     "trt": _trt,
+    "ov-cpu": _ov("ov-cpu"),
+    "ov-cpu-bf16": _ov("ov-cpu-bf16"),
 }
 
 

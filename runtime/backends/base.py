@@ -19,7 +19,7 @@ class Backend(Protocol):
     """
 
     name: str  # e.g. "ort-cpu"
-    precision: str  # "fp32" / "fp16": part of the text-embedding cache key
+    precision: str  # "fp32" / "fp16" / "bf16": part of the text-embedding cache key
 
     def graph_sha256(self, graph: str) -> str:
         """sha256 of the file that runs ``graph`` (ONNX graph or engine): the cache's model identity."""
@@ -36,6 +36,14 @@ class Backend(Protocol):
     def to_host(self, value: Any) -> np.ndarray:
         """A value returned by ``run`` as a numpy array."""
         ...
+
+    def close(self) -> None:
+        """Free what the backend holds (sessions, compiled models, engines, device memory); idempotent."""
+        ...
+
+    def __enter__(self) -> Backend: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
 
 _NUMPY = {"float32": np.float32, "float16": np.float16, "int64": np.int64}

@@ -232,3 +232,14 @@ class OrtBackend:
 
     def to_host(self, value: Any) -> np.ndarray:
         return value.numpy() if isinstance(value, ort.OrtValue) else np.asarray(value)
+
+    def close(self) -> None:
+        """Drop every session (its weights; a per-session arena). The process-wide shared arena,
+        when used, stays registered with ONNX Runtime for the next sessions."""
+        self._sessions.clear()
+
+    def __enter__(self) -> OrtBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -192,6 +192,27 @@ class TrtBackend:
         self._constant = DeviceTensor(ptr, host.shape, host.dtype)
         return self._constant
 
+    def close(self) -> None:
+        """Free every device buffer, the constant, the execution contexts, engines and the stream."""
+        free = self.cudart.cudaFree
+        for ptr, _size in self._buffers.values():
+            _check(free(ptr), "cudaFree")
+        self._buffers.clear()
+        if self._constant is not None:
+            _check(free(self._constant.ptr), "cudaFree")
+            self._constant = None
+        self._contexts.clear()  # contexts before their engines
+        self._engines.clear()
+        if self.stream is not None:
+            _check(self.cudart.cudaStreamDestroy(self.stream), "cudaStreamDestroy")
+            self.stream = None
+
+    def __enter__(self) -> TrtBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def to_host(self, value: Any) -> np.ndarray:
         if not isinstance(value, DeviceTensor):
             return np.asarray(value)

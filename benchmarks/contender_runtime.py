@@ -1,4 +1,5 @@
-"""escnet_runtime backends: ONNX Runtime (CPU, CUDA, TensorRT provider) and TensorRT engines.
+"""Contenders that run an escnet_runtime backend: ONNX Runtime (CPU, CUDA, TensorRT provider),
+TensorRT engines, OpenVINO (CPU).
 
 The graphs run through the runtime's own backend objects (``Segmenter.backend.run``), the
 vocabulary through its tokenizer and text-embedding cache, and end to end through
@@ -20,15 +21,17 @@ import numpy as np
 from escnet_runtime import BackendError, InputError, ManifestError, Segmenter, TextEmbeddingCache
 from escnet_runtime import contract as C
 
-from .backend import BackendSpec, BackendUnavailable, BenchBackend, Cache, VocabularyRun
+from .contender import Cache, Contender, ContenderSpec, ContenderUnavailable, VocabularyRun
 
-RUNTIME_SPECS: dict[str, BackendSpec] = {
+RUNTIME_SPECS: dict[str, ContenderSpec] = {
     s.name: s
     for s in (
-        BackendSpec("ort-cpu", "runtime", "cpu", "fp32", "escnet_runtime, ONNX Runtime CPU provider"),
-        BackendSpec("ort-cuda", "runtime", "cuda", "fp32", "escnet_runtime, ONNX Runtime CUDA provider"),
-        BackendSpec("ort-trt", "runtime", "cuda", "fp32", "escnet_runtime, ONNX Runtime TensorRT provider"),
-        BackendSpec("trt", "runtime", "cuda", "fp32", "escnet_runtime, TensorRT engines (precision as built)"),
+        ContenderSpec("ort-cpu", "runtime", "cpu", "fp32", "escnet_runtime, ONNX Runtime CPU provider"),
+        ContenderSpec("ort-cuda", "runtime", "cuda", "fp32", "escnet_runtime, ONNX Runtime CUDA provider"),
+        ContenderSpec("ort-trt", "runtime", "cuda", "fp32", "escnet_runtime, ONNX Runtime TensorRT provider"),
+        ContenderSpec("trt", "runtime", "cuda", "fp32", "escnet_runtime, TensorRT engines (precision as built)"),
+        ContenderSpec("ov-cpu", "runtime", "cpu", "fp32", "escnet_runtime, OpenVINO CPU, f32"),
+        ContenderSpec("ov-cpu-bf16", "runtime", "cpu", "bf16", "escnet_runtime, OpenVINO CPU, bf16 (prompts f32)"),
     )
 }
 _PROVIDERS = {
@@ -55,13 +58,16 @@ def unavailable_reason(name: str) -> str | None:
                 f"this onnxruntime {ort.__version__} has no {_PROVIDERS[name]} "
                 f"(it has {', '.join(ort.get_available_providers())}; install onnxruntime-gpu)"
             )
+    elif name.startswith("ov-"):
+        if importlib.util.find_spec("openvino") is None:
+            return "OpenVINO is not installed (pip install 'escnet[openvino]')"
     elif importlib.util.find_spec("tensorrt") is None:
         return "TensorRT's Python package (tensorrt) is not installed"
     return None
 
 
-class RuntimeBackend(BenchBackend):
-    """A ``Segmenter`` on one backend, opened on the artifacts folder (every session loaded up front).
+class RuntimeContender(Contender):
+    """A ``Segmenter`` on one runtime backend, opened on the artifacts folder (every session loaded up front).
 
     ``class_chunk``: classes per decoder call (None: the manifest's).
     """
@@ -69,7 +75,7 @@ class RuntimeBackend(BenchBackend):
     def __init__(self, name: str, artifacts: Path, batch_size: int, class_chunk: int | None = None) -> None:
         reason = unavailable_reason(name)
         if reason is not None:
-            raise BackendUnavailable(reason)
+            raise ContenderUnavailable(reason)
         self._tmp = Path(tempfile.mkdtemp(prefix="escnet-bench-cache-"))
         self._cold_runs = 0
         try:
@@ -82,7 +88,7 @@ class RuntimeBackend(BenchBackend):
             self.seg.segment(np.zeros((32, 32, 3), dtype=np.uint8))
         except (BackendError, ManifestError, InputError) as e:  # InputError: e.g. no step graphs to chunk
             self.close()
-            raise BackendUnavailable(str(e)) from None
+            raise ContenderUnavailable(str(e)) from None
         except BaseException:
             self.close()
             raise
@@ -131,8 +137,16 @@ class RuntimeBackend(BenchBackend):
         if self.spec.name in _PROVIDERS:
             d["onnxruntime"] = ort.__version__
             d["provider"] = _PROVIDERS[self.spec.name]
+        if self.spec.name.startswith("ov-"):
+            import openvino
+
+            d["openvino"] = openvino.__version__
+            d["graph_precision"] = dict(self.backend.graph_precision)  # graph -> f32 / bf16 as compiled
+            d["model_cache_dir"] = str(self.backend.model_cache_dir) if self.backend.model_cache_dir else None
         return d
 
     def close(self) -> None:
+        if getattr(self, "seg", None) is not None:
+            self.seg.close()
         self.seg = None  # type: ignore[assignment]
         shutil.rmtree(self._tmp, ignore_errors=True)

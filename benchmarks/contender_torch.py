@@ -1,4 +1,4 @@
-"""PyTorch backends: eager fp32 on the CPU (the reference), and on a GPU fp32, fp16/bf16
+"""PyTorch contenders: eager fp32 on the CPU (the reference), and on a GPU fp32, fp16/bf16
 autocast and ``torch.compile``."""
 
 from __future__ import annotations
@@ -14,36 +14,36 @@ from escnet_runtime import contract as C
 
 from escnet import ESCNet
 
-from .backend import BackendSpec, BackendUnavailable, BenchBackend, Cache, VocabularyRun
+from .contender import Cache, Contender, ContenderSpec, ContenderUnavailable, VocabularyRun
 from .reference import segment_torch
 
-TORCH_SPECS: dict[str, BackendSpec] = {
+TORCH_SPECS: dict[str, ContenderSpec] = {
     s.name: s
     for s in (
-        BackendSpec("torch", "torch", "cpu", "fp32", "PyTorch eager fp32 on the CPU (the reference)"),
-        BackendSpec("torch-cuda", "torch", "cuda", "fp32", "PyTorch eager fp32 on the GPU (TF32 off)"),
-        BackendSpec("torch-cuda-fp16", "torch", "cuda", "fp16", "PyTorch eager, fp16 autocast on the GPU"),
-        BackendSpec("torch-cuda-bf16", "torch", "cuda", "bf16", "PyTorch eager, bf16 autocast on the GPU"),
-        BackendSpec("torch-compile", "torch", "cuda", "fp32", "torch.compile (inductor) fp32 on the GPU"),
+        ContenderSpec("torch", "torch", "cpu", "fp32", "PyTorch eager fp32 on the CPU (the reference)"),
+        ContenderSpec("torch-cuda", "torch", "cuda", "fp32", "PyTorch eager fp32 on the GPU (TF32 off)"),
+        ContenderSpec("torch-cuda-fp16", "torch", "cuda", "fp16", "PyTorch eager, fp16 autocast on the GPU"),
+        ContenderSpec("torch-cuda-bf16", "torch", "cuda", "bf16", "PyTorch eager, bf16 autocast on the GPU"),
+        ContenderSpec("torch-compile", "torch", "cuda", "fp32", "torch.compile (inductor) fp32 on the GPU"),
     )
 }
 _AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def _check_available(spec: BackendSpec) -> None:
+def _check_available(spec: ContenderSpec) -> None:
     if spec.device == "cuda" and not torch.cuda.is_available():
-        raise BackendUnavailable("no CUDA device (torch.cuda.is_available() is False)")
+        raise ContenderUnavailable("no CUDA device (torch.cuda.is_available() is False)")
     if spec.precision == "bf16" and not torch.cuda.is_bf16_supported():
-        raise BackendUnavailable("this GPU does not support bf16")
+        raise ContenderUnavailable("this GPU does not support bf16")
     if spec.name == "torch-compile":
         try:
             import triton  # noqa: F401
         except ImportError:
-            raise BackendUnavailable("torch.compile on the GPU needs triton, which is not installed") from None
+            raise ContenderUnavailable("torch.compile on the GPU needs triton, which is not installed") from None
 
 
-class TorchBackend(BenchBackend):
-    """The ESC-Net PyTorch model behind the harness's backend interface.
+class TorchContender(Contender):
+    """The ESC-Net PyTorch model as a contender.
 
     ``class_chunk``: classes per decoder call (None: the model config's).
     """

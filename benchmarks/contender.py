@@ -1,10 +1,15 @@
-"""What the harness needs from a backend, whatever library runs it.
+"""What the harness needs from a contender, whatever library runs it.
 
-Every backend takes numpy inputs keyed by the contract's tensor names (``escnet_runtime.contract``)
-and returns numpy outputs under the same names, so the harness can feed each graph the same
-reference inputs and compare every output with PyTorch's. Inputs are staged (converted, moved to
-the device) once, outside the timed region: ``graph_fn`` returns the zero-argument callable that
-is timed.
+A *contender* is one way of running the model that the benchmark measures: PyTorch eager, or an
+``escnet_runtime`` backend (a runtime ``Backend`` wrapped in a ``Segmenter``). The word keeps the
+harness's classes apart from the runtime's ``Backend``; in the report and the JSON each contender
+is named by its ``--backends`` name.
+
+Every contender takes numpy inputs keyed by the contract's tensor names
+(``escnet_runtime.contract``) and returns numpy outputs under the same names, so the harness can
+feed each graph the same reference inputs and compare every output with PyTorch's. Inputs are
+staged (converted, moved to the device) once, outside the timed region: ``graph_fn`` returns the
+zero-argument callable that is timed.
 """
 
 from __future__ import annotations
@@ -22,12 +27,12 @@ Precision = Literal["fp32", "fp16", "bf16"]
 MemoryDevice = Literal["cpu", "cuda-torch", "cuda-sampled"]
 
 
-class BackendUnavailable(Exception):
+class ContenderUnavailable(Exception):
     """The backend cannot run on this machine; the message is the reason shown in the report."""
 
 
 @dataclass(frozen=True)
-class BackendSpec:
+class ContenderSpec:
     """A backend as the report names it."""
 
     name: str
@@ -51,10 +56,10 @@ class VocabularyRun:
 Cache = Literal["cold", "warm", "warm_disk"]
 
 
-class BenchBackend(ABC):
-    """One way of running the three graphs and the whole pipeline."""
+class Contender(ABC):
+    """One way of running the three graphs and the whole pipeline (``spec.name``: its --backends name)."""
 
-    spec: BackendSpec
+    spec: ContenderSpec
     memory_device: MemoryDevice = "cpu"
 
     @property

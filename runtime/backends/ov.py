@@ -1,0 +1,224 @@
+"""OpenVINO on the CPU through OpenVINO's own Python API (``ov.Core``, ``read_model``,
+``compile_model``, one infer request per graph).
+
+``ov-cpu`` sets ``INFERENCE_PRECISION_HINT`` to f32 explicitly: OpenVINO's default on a CPU with
+AVX-512 bf16 is bf16, which moves the pseudo prompts. ``ov-cpu-bf16`` runs in bf16 except the
+graphs that decide a prompt point (``precision_rule``): a graph with a decision operator on float
+values, or whose output becomes one in the next step (``decoder_scores``, ``decoder_open``, the
+all-classes ``decoder``), is compiled in f32 as a whole. OpenVINO 2026.4's CPU plugin offers no
+working per-node switch from Python: ``rt_info["disable_fp16_compression_0"]`` changes nothing, and
+``DisablePrecisionConversion`` (through IR only) left MatMuls and plugin-made nodes in bf16.
+:meth:`OvBackend.runtime_precisions` reports what each compiled graph really runs in.
+
+Graphs are read from the bytes whose sha256 the manifest lists (:func:`read_graph`) and compiled
+with dynamic batch and class axes; compiled models are cached in ``model_cache_dir`` (OpenVINO's
+``CACHE_DIR``; default ``~/.cache/escnet/openvino``, ``model_cache=False`` turns it off).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..contract import IMAGE_ENCODER, TEXT_ENCODER
+from ..errors import BackendError
+from ..manifest import Manifest
+from ..precision_rule import DECISION_OUTPUTS, OPENVINO_DECISION_OPS
+from .base import check_feed
+
+OV_PRECISIONS = {"ov-cpu": "f32", "ov-cpu-bf16": "bf16"}
+# Which compiled models hand their intermediate buffers back after every run
+# (``CompiledModel.release_memory``): OpenVINO keeps each graph's working memory between runs, and
+# with eight graphs those add up; ONNX Runtime shares one arena instead. "encoders": the text and
+# image encoders (each runs once per vocabulary / image, before the decoder), "all", "none".
+RELEASE_MEMORY: dict[str, tuple[str, ...] | None] = {
+    "none": (),
+    "encoders": (TEXT_ENCODER, IMAGE_ENCODER),
+    "all": None,  # every graph
+}
+MISSING = "backend {name!r} needs OpenVINO, which is not installed: pip install 'escnet[openvino]' (or openvino)"
+
+
+def import_openvino(name: str = "ov-cpu") -> Any:
+    """The ``openvino`` module, or one BackendError line naming the extra to install."""
+    try:
+        import openvino
+    except ImportError:
+        raise BackendError(MISSING.format(name=name)) from None
+    return openvino
+
+
+def default_model_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/escnet/openvino`` (``~/.cache/escnet/openvino``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "escnet" / "openvino"
+
+
+def read_graph(folder: Path, manifest: Manifest, graph: str) -> bytes:
+    """The bytes of ``graph``'s file, checked against the manifest's sha256 (one read, hashed as
+    loaded). To be re-pointed at ``manifest.read_verified`` once the runtime has it."""
+    name = manifest.graphs[graph].file
+    expected = manifest.files.get(name)
+    path = folder / name
+    if expected is None:
+        raise BackendError(f"{name} is not listed in the manifest's files")
+    if path.resolve().parent != folder.resolve() or not path.is_file():
+        raise BackendError(f"{path}: not a file inside the artifacts folder")
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise BackendError(f"{path}: does not match the manifest (sha256); export the artifacts again")
+    return data
+
+
+def decision_nodes(model: Any) -> list[str]:
+    """Names of the nodes of an OpenVINO model that decide a prompt point: decision operators on
+    float values, and results that are ``DECISION_OUTPUTS`` (decisions of the next step)."""
+    kinds = set(OPENVINO_DECISION_OPS.values())
+    found = []
+    for op in model.get_ordered_ops():
+        if op.get_type_name() in kinds and op.get_input_element_type(0).is_real():
+            found.append(op.get_friendly_name())
+    for result in model.get_results():
+        if result.input_value(0).get_names() & DECISION_OUTPUTS:
+            found.append(result.get_friendly_name())
+    return found
+
+
+class OvBackend:
+    """One compiled model and infer request per graph, created on first use of the graph."""
+
+    def __init__(
+        self,
+        folder: str | Path,
+        manifest: Manifest,
+        name: str = "ov-cpu",
+        threads: int | None = None,
+        model_cache: bool = True,
+        model_cache_dir: str | Path | None = None,
+        num_streams: int = 1,
+        release_memory: str = "encoders",
+    ) -> None:
+        if name not in OV_PRECISIONS:
+            raise BackendError(f"unknown OpenVINO backend {name!r}; expected one of {sorted(OV_PRECISIONS)}")
+        if release_memory not in RELEASE_MEMORY:
+            raise BackendError(f"release_memory {release_memory!r}: expected one of {', '.join(RELEASE_MEMORY)}")
+        self.release_memory = release_memory
+        self.ov = import_openvino(name)
+        self.name = name
+        self.precision = "fp32" if OV_PRECISIONS[name] == "f32" else "bf16"  # text-embedding cache key
+        self.folder = Path(folder)
+        self.manifest = manifest
+        self.threads = threads
+        self.num_streams = num_streams
+        where = Path(model_cache_dir) if model_cache_dir else default_model_cache_dir()
+        self.model_cache_dir: Path | None = where if model_cache else None
+        self.core = self.ov.Core()
+        if self.model_cache_dir is not None:
+            self.model_cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self.core.set_property({"CACHE_DIR": str(self.model_cache_dir)})
+        self._compiled: dict[str, Any] = {}
+        self._requests: dict[str, Any] = {}
+        self.graph_precision: dict[str, str] = {}  # graph -> INFERENCE_PRECISION_HINT it was compiled with
+
+    def graph_sha256(self, graph: str) -> str:
+        return self.manifest.files[self.manifest.graphs[graph].file]
+
+    def _config(self, precision: str) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            "INFERENCE_PRECISION_HINT": precision,
+            "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": str(self.num_streams),
+        }
+        if self.threads:
+            config["INFERENCE_NUM_THREADS"] = int(self.threads)
+        return config
+
+    def _request(self, graph: str) -> Any:
+        request = self._requests.get(graph)
+        if request is not None:
+            return request
+        spec = self.manifest.graphs[graph]
+        try:
+            model = self.core.read_model(read_graph(self.folder, self.manifest, graph))
+        except BackendError:
+            raise
+        except Exception as e:  # OpenVINO raises RuntimeError / its own types with multi-line text
+            raise BackendError(f"{spec.file}: OpenVINO could not read it ({type(e).__name__}: {_first(e)})") from None
+        inputs = [p.get_any_name() for p in model.inputs]
+        outputs = [r.get_any_name() for r in model.outputs]
+        if inputs != spec.input_names or outputs != spec.output_names:
+            raise BackendError(
+                f"{spec.file}: graph inputs {inputs} / outputs {outputs} differ from the manifest's "
+                f"{spec.input_names} / {spec.output_names}"
+            )
+        precision = OV_PRECISIONS[self.name]
+        if precision != "f32" and decision_nodes(model):
+            precision = "f32"  # this graph decides prompt points: all of it in f32
+        try:
+            compiled = self.core.compile_model(model, "CPU", self._config(precision))
+        except Exception as e:
+            why = f"{type(e).__name__}: {_first(e)}"
+            raise BackendError(f"{spec.file}: OpenVINO could not compile it ({why})") from None
+        del model  # the compiled model holds what it needs
+        self._compiled[graph] = compiled
+        self.graph_precision[graph] = precision
+        self._requests[graph] = request = compiled.create_infer_request()
+        return request
+
+    def run(self, graph: str, inputs: Mapping[str, Any], keep_on_device: Sequence[str] = ()) -> dict[str, Any]:
+        """Run one graph; outputs are copies (the request's buffers are reused by its next run)."""
+        spec = self.manifest.graphs[graph]
+        check_feed(spec, inputs)
+        request = self._request(graph)
+        feed = {name: np.ascontiguousarray(inputs[name]) for name in spec.input_names}
+        try:
+            request.infer(feed, share_inputs=True, share_outputs=False)
+        except Exception as e:
+            raise BackendError(f"{graph}: OpenVINO failed ({type(e).__name__}: {_first(e)})") from None
+        outputs = {name: request.get_tensor(name).data.copy() for name in spec.output_names}
+        released = RELEASE_MEMORY[self.release_memory]
+        if released is None or graph in released:
+            self._compiled[graph].release_memory()
+        return outputs
+
+    def put(self, array: np.ndarray) -> Any:
+        return array
+
+    def to_host(self, value: Any) -> np.ndarray:
+        return np.asarray(value)
+
+    def runtime_precisions(self, graph: str) -> Counter[str]:
+        """Compiled ``graph``'s executed float nodes by the precision they run in (e.g. f32 / bf16),
+        read from OpenVINO's runtime model: what the plugin really does, not what was asked."""
+        self._request(graph)
+        counts: Counter[str] = Counter()
+        for op in self._compiled[graph].get_runtime_model().get_ops():
+            info = op.get_rt_info()
+            kind = info["layerType"].astype(str)
+            if kind in ("Const", "Input", "Output", "Reorder", "Reshape"):
+                continue  # no arithmetic
+            counts[info["runtimePrecision"].astype(str)] += 1
+        return counts
+
+    def close(self) -> None:
+        """Release every infer request and compiled model (their weights and working memory)."""
+        self._requests.clear()
+        self._compiled.clear()
+
+    def __enter__(self) -> OvBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _first(e: BaseException) -> str:
+    """OpenVINO's exception texts span many lines; the first non-empty one says what happened."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return lines[0] if lines else type(e).__name__
