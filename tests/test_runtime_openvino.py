@@ -11,9 +11,10 @@ import weakref
 import numpy as np
 import pytest
 import torch
-from escnet_runtime import BackendError, Segmenter, load_manifest
+from escnet_runtime import Segmenter, load_manifest
 from escnet_runtime import contract as C
 from escnet_runtime.cli import app
+from escnet_runtime.manifest import ManifestError
 from PIL import Image
 from test_runtime_artifacts import tiny_artifacts
 from typer.testing import CliRunner
@@ -170,7 +171,7 @@ def test_graph_bytes_are_checked(artifacts, tmp_path):
     shutil.copytree(artifacts, copy)
     manifest = load_manifest(copy)
     (copy / "decoder_close.onnx").write_bytes((copy / "decoder_close.onnx").read_bytes() + b"\0")
-    with pytest.raises(BackendError, match="does not match the manifest"):
+    with pytest.raises(ManifestError, match="sha256"):
         read_graph(copy, manifest, C.DECODER_CLOSE)
 
 

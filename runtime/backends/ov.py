@@ -17,7 +17,6 @@ with dynamic batch and class axes; compiled models are cached in ``model_cache_d
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -28,6 +27,7 @@ import numpy as np
 
 from ..contract import IMAGE_ENCODER, TEXT_ENCODER
 from ..errors import BackendError
+from ..graph_files import verified_graph
 from ..manifest import Manifest
 from ..precision_rule import DECISION_OUTPUTS, OPENVINO_DECISION_OPS
 from .base import check_feed
@@ -61,19 +61,15 @@ def default_model_cache_dir() -> Path:
 
 
 def read_graph(folder: Path, manifest: Manifest, graph: str) -> bytes:
-    """The bytes of ``graph``'s file, checked against the manifest's sha256 (one read, hashed as
-    loaded). To be re-pointed at ``manifest.read_verified`` once the runtime has it."""
-    name = manifest.graphs[graph].file
-    expected = manifest.files.get(name)
-    path = folder / name
-    if expected is None:
-        raise BackendError(f"{name} is not listed in the manifest's files")
-    if path.resolve().parent != folder.resolve() or not path.is_file():
-        raise BackendError(f"{path}: not a file inside the artifacts folder")
-    data = path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != expected:
-        raise BackendError(f"{path}: does not match the manifest (sha256); export the artifacts again")
-    return data
+    """The bytes of ``graph``'s file as :func:`verified_graph` read and hashed them (the bytes
+    compiled are the bytes checked). External data is refused: OpenVINO reads it from paths."""
+    verified = verified_graph(folder, manifest, graph)  # ManifestError when tampered or outside the folder
+    if verified.external:
+        raise BackendError(
+            f"{verified.file}: keeps its weights in external data, which the OpenVINO backend cannot load "
+            "from verified bytes; use an ONNX Runtime backend for these artifacts"
+        )
+    return verified.model
 
 
 def decision_nodes(model: Any) -> list[str]:
