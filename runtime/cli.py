@@ -115,6 +115,7 @@ def run(
     max_pixels: int,
     batch_size: int,
     class_chunk: int | None = None,
+    vocab_out: Path | None = None,
 ) -> int:
     """The command's work; raises InputError / ManifestError / BackendError for user mistakes."""
     from .segmenter import Segmenter  # after argument checks: onnxruntime loads here
@@ -137,6 +138,11 @@ def run(
         task = bar.add_task("text embeddings", total=None)
         seg.set_vocabulary(names, progress=lambda done, total: bar.update(task, completed=done, total=total))
         bar.update(task, completed=1, total=1)
+        if vocab_out is not None:
+            from .vocab_file import vocabulary_of, write_vocabulary
+
+            write_vocabulary(vocab_out, vocabulary_of(seg, names))
+            err.print(f"escnet-segment: wrote the vocabulary file {vocab_out} ({len(names)} classes)")
         if precompute:
             stats = seg.cache.stats
             where = seg.cache.directory or "memory only"
@@ -177,6 +183,9 @@ def segment(
         int | None,
         typer.Option(help="classes per decoder call; larger vocabularies run in chunks (default: the manifest's)"),
     ] = None,
+    vocab_out: Annotated[
+        Path | None, typer.Option(help="also write the class embeddings as a vocabulary file (for the C++ runtime)")
+    ] = None,
 ) -> None:
     """Segment IMAGES with the given classes; writes label and overlay PNGs and a JSON per image."""
     with warnings.catch_warnings(record=True) as caught:
@@ -185,7 +194,7 @@ def segment(
         try:
             code = run(
                 list(images or []), artifacts, classes, classes_file, out, backend, sliding_window,
-                cache_dir, disk_cache, precompute, max_pixels, batch_size, class_chunk,
+                cache_dir, disk_cache, precompute, max_pixels, batch_size, class_chunk, vocab_out,
             )  # fmt: skip
         except (InputError, ManifestError, BackendError) as e:
             _say("error", str(e))

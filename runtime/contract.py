@@ -43,7 +43,7 @@ MANIFEST_FILE = "manifest.json"
 VOCAB_FILE = "bpe_simple_vocab_16e6.txt.gz"
 
 Dim = int | str
-DType = Literal["float32", "float16", "int64"]
+DType = Literal["float32", "float16", "int64", "uint8", "int32"]
 
 
 @dataclass(frozen=True)
@@ -230,3 +230,34 @@ class TokenizerSpec:
 ENGINE_DIR = "trt"
 ENGINE_SUFFIX = ".engine"
 BUILD_MANIFEST_FILE = "build.json"
+
+
+# The baked-vocabulary graph (``escnet-export bake``): one graph, uint8 RGB images -> labels, the
+# vocabulary's text embeddings inside as constants. Its folder has its own manifest format.
+BAKED_FORMAT = "escnet-baked"
+BAKED_FORMAT_VERSION = 1
+SEGMENTER = "segmenter"
+LABELS, SCORES = "labels", "scores"
+HEIGHT, WIDTH = "height", "width"  # the image's size, dynamic
+
+
+def baked_graph_spec(d: ModelDims, classes: int) -> GraphSpec:
+    """image (B, H, W, 3) uint8 RGB -> labels (B, H, W) int32, scores (B, T, 4g, 4g) float32.
+
+    ``scores``: the sigmoid of the decoder's logits at its own resolution (4g = S / 4), one map
+    per class; ``labels`` is the arg-max over classes of those logits upsampled to S, passed
+    through the sigmoid and upsampled to (H, W), as the runtime computes it.
+    """
+    g = 4 * d.grid
+    image = TensorSpec(IMAGE, "uint8", (BATCH, HEIGHT, WIDTH, 3))
+    labels = TensorSpec(LABELS, "int32", (BATCH, HEIGHT, WIDTH))
+    scores = TensorSpec(SCORES, "float32", (BATCH, classes, g, g))
+    return GraphSpec(SEGMENTER, (image,), (labels, scores))
+
+
+# The vocabulary file (``escnet-export vocab``, ``escnet-segment --precompute --vocab-out``): a
+# safetensors file with one float32 tensor (T, P, D) of class embeddings, and in its metadata the
+# class names and the identity of the text encoder that made them (a stale file is refused).
+VOCAB_FORMAT = "escnet-vocabulary"
+VOCAB_FORMAT_VERSION = 1
+VOCAB_SUFFIX = ".escvocab"
