@@ -1,12 +1,12 @@
 """``escnet-export bake``: an artifacts folder + class names -> one graph with the vocabulary inside.
 
-The PyTorch model is rebuilt from the weights the artifacts were exported from (a checkpoint
-given again, verified against the manifest's sha256, or the recorded random-init seed); the
-class embeddings come from the artifacts' own text encoder through the runtime (the numbers
-the Python runtime uses). ``BakedSegmenter`` is exported traced at a batch of 2 and two image
-sizes' worth of symbolic H, W; ORT labels must equal the Python ``Segmenter``'s on >= 99.9 % of
-pixels on images of several sizes and aspect ratios, or nothing is written. Files are staged
-and published as ``escnet-export onnx`` does (the manifest last).
+The graph is composed from the artifacts' own graphs (``baked_graph.compose``): their image
+encoder and decoder steps, read once and checked against the manifest's sha256, plus small
+pre- and post-processing graphs exported from torch. The class embeddings come from the
+artifacts' own text encoder through the runtime (the numbers the Python runtime uses). ONNX
+Runtime's labels must equal the Python ``Segmenter``'s on >= 99.9 % of pixels on images of
+several sizes and aspect ratios, or nothing is written. Files are staged and published as
+``escnet-export onnx`` does (the manifest last).
 """
 
 from __future__ import annotations
@@ -19,28 +19,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import torch
 from escnet_runtime.baked import BakedManifest, write_baked_manifest
-from escnet_runtime.contract import IMAGE, LABELS, MANIFEST_FILE, SEGMENTER, baked_graph_spec
+from escnet_runtime.contract import IMAGE, IMAGE_ENCODER, LABELS, MANIFEST_FILE, SEGMENTER, baked_graph_spec
 from escnet_runtime.errors import InputError
 from escnet_runtime.fileio import sha256_file
 from escnet_runtime.manifest import Manifest, ManifestError, load_manifest
 from escnet_runtime.render import palette
 from escnet_runtime.vocabulary import check_class_names
 
-from .baked_graph import BakedSegmenter
+from .baked_graph import Post, Pre, compose, export_small
 from .errors import ExportError
-from .manifest_build import source_weight_hashes, tool_versions
-from .model_loading import load_model
-from .onnx_export import PROTOBUF_LIMIT, export_graph
+from .manifest_build import tool_versions
+from .onnx_export import finish_graph
 from .onnx_pipeline import Step, current_umask, output_folder
 from .simplify import Simplifier
-from .wrappers import model_dims
 
 PARITY_MIN = 0.999  # fraction of pixels whose label equals the Python Segmenter's
-POST_CHUNK = 32  # classes per upsampling + arg-max step inside the graph
-TRACE_SIZE = (2, 97, 131)  # B, H, W the graph is traced with (all symbolic)
 
 
 @dataclass(frozen=True)
@@ -48,11 +45,7 @@ class BakeOptions:
     artifacts: Path
     classes: tuple[str, ...]
     out: Path
-    checkpoint: Path | None = None
-    clip_weights: str | None = None
-    sam_weights: str | None = None
     class_chunk: int | None = None  # classes per decoder step (default: the manifest's)
-    post_chunk: int = POST_CHUNK
     parity_sizes: tuple[tuple[int, int], ...] = ((240, 320), (333, 250), (64, 200))
 
 
@@ -67,26 +60,28 @@ class BakeResult:
 
 def _artifacts(folder: Path) -> Manifest:
     try:
-        return load_manifest(folder)
+        manifest = load_manifest(folder)
     except ManifestError as e:
         raise ExportError(str(e)) from None
+    if not manifest.decoder_steps:
+        raise ExportError(f"{folder}: no decoder step graphs; export the artifacts again with this escnet-export")
+    return manifest
 
 
-def _check_weights(opts: BakeOptions, manifest: Manifest) -> int:
-    """The torch seed to rebuild with; ExportError when the weights given are not the artifacts'."""
-    recorded = manifest.source_weights
-    seed = int(recorded.get("seed", 0))
-    given = source_weight_hashes(opts.checkpoint, opts.clip_weights, opts.sam_weights, seed)
-    if given != recorded:
-        raise ExportError(
-            f"{opts.artifacts} was exported from other weights ({_short(recorded)}) than given ({_short(given)}); "
-            "pass the same --checkpoint (or --clip-weights/--sam-weights)"
-        )
-    return seed
+def read_graph(folder: Path, manifest: Manifest, name: str) -> onnx.ModelProto:
+    """One graph of the artifacts, read once, checked against the manifest's sha256 on those bytes."""
+    import hashlib
 
-
-def _short(hashes: dict[str, str]) -> str:
-    return ", ".join(f"{k} {v[:12]}" for k, v in sorted(hashes.items()))
+    file = manifest.graphs[name].file
+    if f"{file}.data" in manifest.files:
+        raise ExportError(f"{file} keeps its weights in external data; baking such graphs is not supported yet")
+    path = folder / file
+    if path.resolve().parent != folder.resolve():
+        raise ExportError(f"{folder}: the manifest names {file}, outside the folder")
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != manifest.files.get(file):
+        raise ExportError(f"{folder}: {file} does not match the manifest")
+    return onnx.load_from_string(data)
 
 
 def class_embeddings(artifacts: Path, names: Sequence[str]) -> np.ndarray:
@@ -94,6 +89,20 @@ def class_embeddings(artifacts: Path, names: Sequence[str]) -> np.ndarray:
     from escnet_runtime import Segmenter
 
     return Segmenter(artifacts, backend="ort-cpu", disk_cache=False).encode_vocabulary(names)
+
+
+def pre_post_graphs(manifest: Manifest, opset: int) -> tuple[onnx.ModelProto, onnx.ModelProto]:
+    """The pre- and post-processing graphs (uint8 image -> view; logits chunk -> running arg-max)."""
+    b, h, w = torch.export.Dim("batch", min=1), torch.export.Dim("height", min=1), torch.export.Dim("width", min=1)
+    tc = torch.export.Dim("classes", min=1)
+    image = torch.zeros(2, 97, 131, 3, dtype=torch.uint8)
+    pre = export_small(Pre(manifest.preprocess), (image,), ({0: b, 1: h, 2: w},), opset)
+    side = int(manifest.graphs[manifest.decoder_steps[-1]].outputs[0].shape[-1])
+    logits = torch.zeros(2, 3, side, side)
+    best, labels, start = torch.zeros(2, 97, 131), torch.zeros(2, 97, 131, dtype=torch.int64), torch.tensor(0)
+    dims = ({0: b, 1: tc}, {0: b, 1: h, 2: w}, {0: b, 1: h, 2: w}, {0: b, 1: h, 2: w}, None)
+    post = export_small(Post(manifest.preprocess.image_size), (logits, image, best, labels, start), dims, opset)
+    return pre, post
 
 
 def label_parity(
@@ -132,20 +141,27 @@ def run_bake(opts: BakeOptions, step: Step = lambda _name: None) -> BakeResult:
         raise ExportError(str(e)) from None
     manifest = _artifacts(opts.artifacts)
     chunk = opts.class_chunk or manifest.class_chunk or len(names)
-    if chunk < 1 or opts.post_chunk < 1:
-        raise ExportError("--class-chunk and the post-processing chunk must be at least 1")
-    seed = _check_weights(opts, manifest)
+    if chunk < 1:
+        raise ExportError(f"--class-chunk {chunk}: expected at least 1")
     with output_folder(opts.out) as staging:
-        step("loading the model")
-        model = load_model(manifest.preset, opts.checkpoint, opts.clip_weights, opts.sam_weights, seed)
         step(f"encoding {len(names)} class names (the artifacts' text encoder)")
-        emb = torch.from_numpy(class_embeddings(opts.artifacts, names))
-        module = BakedSegmenter(model, emb, chunk, opts.post_chunk).eval()
-        spec = baked_graph_spec(model_dims(model), len(names))
-        step(f"exporting {spec.file} ({len(names)} classes, chunks of {chunk})")
-        b, h, w = TRACE_SIZE
-        trace = (torch.zeros(b, h, w, 3, dtype=torch.uint8),)
-        graph = export_graph(module, spec, trace, staging, manifest.opset, PROTOBUF_LIMIT)
+        emb = class_embeddings(opts.artifacts, names)
+        step("exporting the pre- and post-processing graphs")
+        pre, post = pre_post_graphs(manifest, manifest.opset)
+        step(f"composing segmenter.onnx ({len(names)} classes, decoder steps in chunks of {chunk})")
+        graphs = {g: read_graph(opts.artifacts, manifest, g) for g in (IMAGE_ENCODER, *manifest.decoder_steps)}
+        side = int(manifest.graphs[manifest.decoder_steps[-1]].outputs[0].shape[-1])  # 4g
+        spec = baked_graph_spec(side, len(names))
+        try:
+            model = compose(graphs, manifest.decoder_steps, IMAGE_ENCODER, emb, chunk, pre, post, spec)
+        except ValueError as e:
+            raise ExportError(f"cannot compose the baked graph: {e}") from None
+        del graphs
+        t0 = time.perf_counter()
+        path = staging / spec.file
+        onnx.save(model, str(path))
+        del model
+        graph = finish_graph(spec, path, False, time.perf_counter() - t0)
         step("parity against the Python runtime (ONNX Runtime CPU)")
         agreement = label_parity(opts.artifacts, graph.path, names, opts.parity_sizes)
         worst = min(agreement.values())
@@ -168,7 +184,7 @@ def run_bake(opts: BakeOptions, step: Step = lambda _name: None) -> BakeResult:
             },
             files={f: sha256_file(staging / f) for f in graph.files},
             class_chunk=chunk,
-            post_chunk=opts.post_chunk,
+            post_chunk=chunk,
             opset=manifest.opset,
             versions=tool_versions(Simplifier("none", "")),
             extra={"parity": {"labels_vs_python_segmenter": agreement, "minimum": PARITY_MIN}, "nodes": graph.nodes},

@@ -153,9 +153,6 @@ def bake(
     classes: Annotated[str | None, typer.Option(help='comma-separated class names, e.g. "cat,grass,sky"')] = None,
     classes_file: Annotated[Path | None, typer.Option(help="file with one class name per line")] = None,
     out: Annotated[Path, typer.Option(help="folder for segmenter.onnx and its manifest")] = Path("baked"),
-    checkpoint: Annotated[Path | None, typer.Option(help="the checkpoint the artifacts were exported from")] = None,
-    clip_weights: Annotated[str | None, typer.Option(help="their CLIP weights (with no checkpoint)")] = None,
-    sam_weights: Annotated[str | None, typer.Option(help="their SAM weights (with no checkpoint)")] = None,
     class_chunk: Annotated[
         int | None, typer.Option(help="classes per decoder step inside the graph (default: the manifest's)")
     ] = None,
@@ -166,7 +163,7 @@ def bake(
 
     try:
         names = _class_names(classes, classes_file)
-        opts = BakeOptions(artifacts, tuple(names), out, checkpoint, clip_weights, sam_weights, class_chunk)
+        opts = BakeOptions(artifacts, tuple(names), out, class_chunk)
         with steps(err_console, "escnet-export bake") as step:
             result = run_bake(opts, step)
     except ExportError as e:

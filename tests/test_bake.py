@@ -22,7 +22,6 @@ from test_runtime_artifacts import tiny_artifacts
 
 BAKED_NAMES = ("sky", "grass", "a red car", "wall", "person")
 BAKE_CHUNK = 2  # classes per decoder step: three uneven chunks
-BAKE_POST_CHUNK = 3  # classes per arg-max step: two chunks
 
 
 def tiny_baked(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
@@ -35,10 +34,7 @@ def tiny_baked(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Pa
 
     staging = artifacts.parent / "baked-staging"
     shutil.rmtree(staging, ignore_errors=True)
-    opts = BakeOptions(
-        artifacts, BAKED_NAMES, staging, checkpoint=checkpoint, class_chunk=BAKE_CHUNK, post_chunk=BAKE_POST_CHUNK
-    )
-    run_bake(opts)
+    run_bake(BakeOptions(artifacts, BAKED_NAMES, staging, class_chunk=BAKE_CHUNK))
     staging.rename(folder)
     return folder, artifacts, checkpoint
 
@@ -93,16 +89,20 @@ def test_tampered_baked_folder_is_refused(baked, tmp_path):
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_bake_refuses_other_weights_and_bad_classes(baked, tmp_path):
+def test_bake_refuses_bad_classes_and_folders(baked, tmp_path):
     _, artifacts, _ = baked
     out = tmp_path / "never"
-    proc = _cli("bake", "--artifacts", str(artifacts), "--classes", "a,b", "--out", str(out))  # no checkpoint
-    assert proc.returncode == 2 and "other weights" in proc.stderr and not out.exists()
-    assert len(proc.stderr.strip().splitlines()) == 1
     proc = _cli("bake", "--artifacts", str(artifacts), "--classes", "a,,b", "--out", str(out))
     assert proc.returncode == 2 and "class name 2" in proc.stderr and not out.exists()
+    assert len(proc.stderr.strip().splitlines()) == 1
     proc = _cli("bake", "--artifacts", str(tmp_path / "missing"), "--classes", "a", "--out", str(out))
-    assert proc.returncode == 2 and not out.exists()
+    assert proc.returncode == 2 and not out.exists() and len(proc.stderr.strip().splitlines()) == 1
+    tampered = tmp_path / "tampered"
+    shutil.copytree(artifacts, tampered)
+    with open(tampered / "decoder_open.onnx", "ab") as f:
+        f.write(b"\0")
+    proc = _cli("bake", "--artifacts", str(tampered), "--classes", "a,b", "--out", str(out))
+    assert proc.returncode == 2 and "does not match" in proc.stderr and not out.exists()
 
 
 def test_vocabulary_file_is_safetensors_with_the_encoder_identity(baked, tmp_path):
