@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from escnet_runtime.baked import is_baked, load_baked_manifest
 from escnet_runtime.contract import DECODER, IMAGE_ENCODER, LOGITS, TEXT_ENCODER
 from escnet_runtime.manifest import Manifest, ManifestError, load_manifest
 from escnet_runtime.tokenizer import ClipTokenizer
@@ -20,7 +21,7 @@ from escnet_runtime.tokenizer import ClipTokenizer
 from .errors import ExportError
 from .fp16_risk import Fp16Risk, fp16_risk
 from .graph_checks import GraphCheck, check_graph
-from .trt_ops import trt_operator_list
+from .trt_ops import OperatorList, trt_operator_list
 from .wrappers import SAMPLE_CLASS_NAMES
 
 CHECK_CLASSES = 8  # classes in the fp16 sample
@@ -43,6 +44,8 @@ def run_check(folder: Path, fp16: bool = True) -> CheckReport:
     if not folder.is_dir():
         raise ExportError(f"{folder}: no such artifacts folder")
     ops = trt_operator_list()
+    if is_baked(folder):
+        return _check_baked(folder, ops)
     manifest: Manifest | None = None
     try:
         manifest = load_manifest(folder)
@@ -67,6 +70,19 @@ def run_check(folder: Path, fp16: bool = True) -> CheckReport:
         report.notes.append("no manifest.json: static checks only (the fp16 report needs the contract)")
     elif fp16:
         report.fp16 = fp16_reports(folder, manifest, models)
+    return report
+
+
+def _check_baked(folder: Path, ops: OperatorList) -> CheckReport:
+    """A baked-vocabulary folder (``escnet-export bake``): its manifest and hashes, then the static checks."""
+    try:
+        baked = load_baked_manifest(folder)
+    except ManifestError as e:
+        raise ExportError(str(e)) from None
+    path = folder / baked.graph.file
+    report = CheckReport(folder, ops.source, [check_graph(onnx.load(str(path)), baked.graph.name, path, ops)])
+    classes = len(baked.class_names)
+    report.notes.append(f"baked vocabulary of {classes} classes; fp16 report: run it on the source artifacts")
     return report
 
 

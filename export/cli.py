@@ -228,6 +228,72 @@ def _vocabulary(classes: str | None, classes_file: Path | None) -> tuple[str, ..
         raise ExportError(str(e)) from None
 
 
+def _class_names(classes: str | None, classes_file: Path | None) -> list[str]:
+    """Exactly one of --classes "a,b" and --classes-file (one name per line), as escnet-segment reads them."""
+    from escnet_runtime.cli import read_classes
+    from escnet_runtime.errors import InputError
+
+    try:
+        return read_classes(classes, classes_file)
+    except InputError as e:
+        raise ExportError(str(e)) from None
+
+
+@app.command()
+def bake(
+    artifacts: Annotated[Path, typer.Option(help="artifacts folder written by `escnet-export onnx`")] = Path(
+        "artifacts"
+    ),
+    classes: Annotated[str | None, typer.Option(help='comma-separated class names, e.g. "cat,grass,sky"')] = None,
+    classes_file: Annotated[Path | None, typer.Option(help="file with one class name per line")] = None,
+    out: Annotated[Path, typer.Option(help="folder for segmenter.onnx and its manifest")] = Path("baked"),
+    class_chunk: Annotated[
+        int | None, typer.Option(help="classes per decoder step inside the graph (default: the manifest's)")
+    ] = None,
+) -> None:
+    """One graph, segmenter.onnx: uint8 RGB images (B, H, W, 3) -> labels (B, H, W), the classes baked in."""
+    from .bake import BakeOptions, run_bake
+    from .progress import steps
+
+    try:
+        names = _class_names(classes, classes_file)
+        opts = BakeOptions(artifacts, tuple(names), out, class_chunk)
+        with steps(err_console, "escnet-export bake") as step:
+            result = run_bake(opts, step)
+    except ExportError as e:
+        raise fail(str(e)) from None
+    shown = ", ".join(f"{size}: {share:.4%}" for size, share in result.agreement.items())
+    out_console.print(f"labels equal to the Python runtime's: {shown}")
+    out_console.print(
+        f"wrote {out} ({len(names)} classes, {result.nodes} nodes, {result.bytes / 2**20:.1f} MiB) "
+        f"in {result.seconds:.1f} s"
+    )
+
+
+@app.command()
+def vocab(
+    artifacts: Annotated[Path, typer.Option(help="artifacts folder written by `escnet-export onnx`")] = Path(
+        "artifacts"
+    ),
+    classes: Annotated[str | None, typer.Option(help='comma-separated class names, e.g. "cat,grass,sky"')] = None,
+    classes_file: Annotated[Path | None, typer.Option(help="file with one class name per line")] = None,
+    out: Annotated[Path, typer.Option(help="vocabulary file to write")] = Path("vocabulary.escvocab"),
+) -> None:
+    """Encode class names into a vocabulary file (the C++ runtime's input; format in runtime/vocab_file.py)."""
+    from escnet_runtime import Segmenter
+    from escnet_runtime.errors import BackendError, InputError
+    from escnet_runtime.manifest import ManifestError
+    from escnet_runtime.vocab_file import vocabulary_of, write_vocabulary
+
+    try:
+        names = _class_names(classes, classes_file)
+        seg = Segmenter(artifacts, backend="ort-cpu")
+        write_vocabulary(out, vocabulary_of(seg, names))
+    except (ExportError, InputError, ManifestError, BackendError) as e:
+        raise fail(str(e)) from None
+    out_console.print(f"wrote {out} ({len(names)} classes)")
+
+
 def main() -> None:
     from escnet_runtime.cli_usage import run_app
 

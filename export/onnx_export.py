@@ -25,6 +25,7 @@ from .errors import ExportError
 
 PROTOBUF_LIMIT = 2**31  # bytes; larger graphs keep their weights in an external-data file
 ONNX_DTYPES = {"float32": onnx.TensorProto.FLOAT, "float16": onnx.TensorProto.FLOAT16, "int64": onnx.TensorProto.INT64}
+ONNX_DTYPES.update({"uint8": onnx.TensorProto.UINT8, "int32": onnx.TensorProto.INT32})  # the baked graph
 
 
 @dataclass(frozen=True)

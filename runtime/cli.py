@@ -119,6 +119,7 @@ def run(
     batch_size: int,
     class_chunk: int | None = None,
     ov_cache: str | None = None,
+    vocab_out: Path | None = None,
 ) -> int:
     """The command's work; raises InputError / ManifestError / BackendError for user mistakes."""
     from .segmenter import Segmenter  # after argument checks: onnxruntime loads here
@@ -148,6 +149,11 @@ def run(
         task = bar.add_task("text embeddings", total=None)
         seg.set_vocabulary(names, progress=lambda done, total: bar.update(task, completed=done, total=total))
         bar.update(task, completed=1, total=1)
+        if vocab_out is not None:
+            from .vocab_file import vocabulary_of, write_vocabulary
+
+            write_vocabulary(vocab_out, vocabulary_of(seg, names))
+            err.print(f"escnet-segment: wrote the vocabulary file {vocab_out} ({len(names)} classes)")
         if precompute:
             stats = seg.cache.stats
             where = seg.cache.directory or "memory only"
@@ -209,6 +215,9 @@ def segment(
         str | None,
         typer.Option(help="OpenVINO compiled-model cache folder, or 'off' (default ~/.cache/escnet/openvino)"),
     ] = None,
+    vocab_out: Annotated[
+        Path | None, typer.Option(help="also write the class embeddings as a vocabulary file (for the C++ runtime)")
+    ] = None,
 ) -> None:
     """Segment IMAGES with the given classes; writes label and overlay PNGs and a JSON per image."""
     with warnings.catch_warnings(record=True) as caught:
@@ -218,7 +227,7 @@ def segment(
         try:
             code = run(
                 list(images or []), artifacts, classes, classes_file, out, backend, sliding_window,
-                cache_dir, disk_cache, precompute, max_pixels, batch_size, class_chunk, ov_cache,
+                cache_dir, disk_cache, precompute, max_pixels, batch_size, class_chunk, ov_cache, vocab_out,
             )  # fmt: skip
         except (InputError, ManifestError, BackendError) as e:
             _say("error", str(e))

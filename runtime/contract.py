@@ -46,11 +46,21 @@ POINTS, MASKS = "prompt_points", "prompt_masks"
 KV, K_SUM = "attention_kv", "attention_k_sum"
 KV_PART, K_SUM_PART = "attention_kv_part", "attention_k_sum_part"
 
+# How a chunked caller combines step outputs over chunks (``runtime/chunked_decoder.py``, the C++
+# runtime, the baked graph): a carried output becomes the same chunk's input of the next step;
+# a part is combined over all chunks into the shared input: "logsumexp" or "sum".
+CARRIED: dict[str, str] = {STATE_OUT: STATE}
+PARTS: dict[str, tuple[str, str]] = {
+    SCORE_LSE: (SCORE_LSE, "logsumexp"),
+    KV_PART: (KV, "sum"),
+    K_SUM_PART: (K_SUM, "sum"),
+}
+
 MANIFEST_FILE = "manifest.json"
 VOCAB_FILE = "bpe_simple_vocab_16e6.txt.gz"
 
 Dim = int | str
-DType = Literal["float32", "float16", "int64"]
+DType = Literal["float32", "float16", "int64", "uint8", "int32"]
 DTYPES: tuple[str, ...] = get_args(DType)
 
 
@@ -319,3 +329,34 @@ def provenance_from_sources(sources: dict[str, str]) -> Provenance:
         for role, v in roles.items()
     ]
     return Provenance("; ".join(parts), random_init=RANDOM_INIT in roles.values())
+
+
+# The baked-vocabulary graph (``escnet-export bake``): one graph, uint8 RGB images -> labels, the
+# vocabulary's text embeddings inside as constants. Its folder has its own manifest format.
+BAKED_FORMAT = "escnet-baked"
+BAKED_FORMAT_VERSION = 1
+SEGMENTER = "segmenter"
+LABELS, SCORES = "labels", "scores"
+HEIGHT, WIDTH = "height", "width"  # the image's size, dynamic
+
+
+def baked_graph_spec(side: int, classes: int) -> GraphSpec:
+    """image (B, H, W, 3) uint8 RGB -> labels (B, H, W) int32, scores (B, T, 4g, 4g) float32.
+
+    ``side``: the decoder's output resolution 4g (= S / 4). ``scores``: the sigmoid of the
+    decoder's logits at that resolution, one map per class; ``labels`` is the arg-max over
+    classes of those logits upsampled to S, passed through the sigmoid and upsampled to (H, W),
+    as the runtime computes it.
+    """
+    image = TensorSpec(IMAGE, "uint8", (BATCH, HEIGHT, WIDTH, 3))
+    labels = TensorSpec(LABELS, "int32", (BATCH, HEIGHT, WIDTH))
+    scores = TensorSpec(SCORES, "float32", (BATCH, classes, side, side))
+    return GraphSpec(SEGMENTER, (image,), (labels, scores))
+
+
+# The vocabulary file (``escnet-export vocab``, ``escnet-segment --precompute --vocab-out``): a
+# safetensors file with one float32 tensor (T, P, D) of class embeddings, and in its metadata the
+# class names and the identity of the text encoder that made them (a stale file is refused).
+VOCAB_FORMAT = "escnet-vocabulary"
+VOCAB_FORMAT_VERSION = 1
+VOCAB_SUFFIX = ".escvocab"

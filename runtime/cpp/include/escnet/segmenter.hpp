@@ -1,0 +1,72 @@
+// escnet C++ runtime: open-vocabulary segmentation from an escnet artifacts folder.
+//
+//   escnet::Segmenter seg("artifacts");          // reads manifest.json, verifies every sha256
+//   seg.set_vocabulary("ade150.escvocab");       // class embeddings written by `escnet-export vocab`
+//   escnet::Labels out = seg.segment(rgb, h, w, stride);   // out.data[y * w + x] = class index
+//
+// A baked folder (`escnet-export bake`) works the same way, with its classes inside the graph:
+// no set_vocabulary call (class_names() lists them).
+//
+// Thread safety: segment() is const and may be called from many threads at once (each call
+// creates its own OpenVINO infer requests; compiled models are shared, read-only).
+// set_vocabulary() may run concurrently with segment(): calls already running finish with the
+// vocabulary they started with. Errors are escnet::Error exceptions with one-line messages.
+// No global state: two Segmenters in one process are independent.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace escnet {
+
+// Every failure the library reports: a missing or tampered folder, a stale vocabulary, bad input.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Options {
+  std::string device = "CPU";     // OpenVINO device
+  std::string precision = "f32";  // "f32", or "bf16" (OpenVINO's inference precision hint)
+  int class_chunk = 0;            // classes per decoder step; 0: the manifest's
+  int threads = 0;                // OpenVINO inference threads; 0: its default
+};
+
+// Class indices at the image's size, row-major: data[y * width + x].
+struct Labels {
+  int height = 0;
+  int width = 0;
+  std::vector<int32_t> data;
+};
+
+class Segmenter {
+ public:
+  explicit Segmenter(const std::string& folder, const Options& options = Options());
+  ~Segmenter();
+  Segmenter(Segmenter&&) noexcept;
+  Segmenter& operator=(Segmenter&&) noexcept;
+  Segmenter(const Segmenter&) = delete;
+  Segmenter& operator=(const Segmenter&) = delete;
+
+  // Loads class embeddings from a vocabulary file (refused when written by another text encoder).
+  void set_vocabulary(const std::string& vocabulary_file);
+
+  // rgb: height rows of width x 3 bytes (R, G, B), row r starting at rgb + r * stride.
+  Labels segment(const uint8_t* rgb, int height, int width, std::size_t stride) const;
+
+  std::vector<std::string> class_names() const;
+  // (r, g, b) per class, for label images.
+  std::vector<std::array<uint8_t, 3>> colours() const;
+  bool baked() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace escnet

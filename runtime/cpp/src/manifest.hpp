@@ -1,0 +1,74 @@
+// The folder's manifest.json (artifacts or baked), read with nlohmann-json, and verified reads.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace escnet::detail {
+
+constexpr int kArtifactsFormatVersion = 1;  // runtime/contract.py FORMAT_VERSION
+constexpr int kBakedFormatVersion = 1;      // runtime/contract.py BAKED_FORMAT_VERSION
+constexpr int kVocabFormatVersion = 1;      // runtime/contract.py VOCAB_FORMAT_VERSION
+
+struct TensorSpec {
+  std::string name;
+  std::string dtype;
+  std::vector<int64_t> shape;         // -1 where the axis is dynamic
+  std::vector<std::string> dim_names;  // the dynamic axes' names ("batch", "classes", ...); "" where fixed
+};
+
+struct GraphSpec {
+  std::string name;
+  std::string file;
+  std::vector<TensorSpec> inputs;
+  std::vector<TensorSpec> outputs;
+  const TensorSpec& input(const std::string& tensor) const;  // Error when the graph has no such input
+};
+
+struct Preprocess {
+  int image_size = 0;
+  std::array<float, 3> mean{};
+  std::array<float, 3> std{};
+  float divisor = 255.0f;  // uint8 / divisor before mean and std (the manifest's 1 / scale)
+};
+
+struct Manifest {
+  bool baked = false;
+  std::map<std::string, GraphSpec> graphs;
+  std::map<std::string, std::string> files;  // relative path -> sha256
+  Preprocess preprocess;
+  // Artifacts folders: the decoder's steps in run order, the recommended chunk, the text encoder's identity.
+  std::vector<std::string> decoder_steps;
+  int class_chunk = 0;
+  std::string tokenizer_sha256;
+  int context_length = 0;
+  std::vector<std::string> templates;
+  // Baked folders: the classes inside the graph.
+  std::vector<std::string> class_names;
+  std::vector<std::array<uint8_t, 3>> colours;
+
+  const GraphSpec& graph(const std::string& name) const;
+};
+
+// An artifacts or baked folder: its manifest, and the only way to read the files it lists.
+class Folder {
+ public:
+  explicit Folder(const std::filesystem::path& path);
+  const Manifest& manifest() const { return manifest_; }
+  const std::filesystem::path& path() const { return path_; }
+  // A file the manifest lists, read once: inside the folder, a regular file, its sha256 checked
+  // on exactly the bytes returned.
+  std::vector<char> read_verified(const std::string& relative) const;
+
+ private:
+  std::filesystem::path path_;
+  Manifest manifest_;
+};
+
+std::vector<char> read_file(const std::filesystem::path& path, const std::string& what);
+
+}  // namespace escnet::detail

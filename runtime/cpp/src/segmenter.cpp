@@ -1,0 +1,137 @@
+// escnet::Segmenter: an artifacts folder (image encoder + decoder steps, a vocabulary file) or a
+// baked folder (one graph), behind one API.
+#include "escnet/segmenter.hpp"
+
+#include <algorithm>
+#include <mutex>
+
+#include "chunked_decoder.hpp"
+#include "engine.hpp"
+#include "image_ops.hpp"
+#include "manifest.hpp"
+#include "vocabulary.hpp"
+
+namespace escnet {
+using namespace detail;
+
+namespace {
+const char* const kSegmenter = "segmenter";  // runtime/contract.py SEGMENTER
+const int kMaxSide = 1 << 15;
+}  // namespace
+
+struct Segmenter::Impl {
+  Folder folder;
+  Options options;
+  std::unique_ptr<Engine> engine;
+  std::unique_ptr<ChunkedDecoder> decoder;
+  int chunk = 0;
+  int64_t templates = 0, dim = 0;  // the decoder's class_embeddings (P, D)
+  mutable std::mutex mutex;        // guards `vocabulary` (the pointer, not what it points to)
+  std::shared_ptr<const Vocabulary> vocabulary;
+
+  Impl(const std::string& path, const Options& opts) : folder(path), options(opts) {
+    const Manifest& m = folder.manifest();
+    if (m.baked) {
+      engine = openvino_engine(folder, {kSegmenter}, options);
+      auto v = std::make_shared<Vocabulary>();
+      v->names = m.class_names;
+      v->colours = m.colours;
+      vocabulary = std::move(v);
+      return;
+    }
+    if (options.class_chunk < 0) throw Error("class_chunk is " + std::to_string(options.class_chunk) + "; expected at least 1");
+    chunk = options.class_chunk > 0 ? options.class_chunk : (m.class_chunk > 0 ? m.class_chunk : 32);
+    std::vector<std::string> graphs{names::kImageEncoder};
+    graphs.insert(graphs.end(), m.decoder_steps.begin(), m.decoder_steps.end());
+    if (m.decoder_steps.empty()) {
+      throw Error(folder.path().string() + ": no decoder step graphs; export the artifacts again with this escnet-export");
+    }
+    const TensorSpec& classes = m.graph(m.decoder_steps.front()).input(names::kClasses);  // (T, P, D)
+    templates = classes.shape.at(1);
+    dim = classes.shape.at(2);
+    m.graph(names::kTextEncoder);  // the vocabulary file names its sha256
+    engine = openvino_engine(folder, graphs, options);
+    decoder = std::make_unique<ChunkedDecoder>(*engine, m);
+  }
+
+  std::shared_ptr<const Vocabulary> current() const {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!vocabulary) throw Error("no vocabulary; call set_vocabulary(file) first");
+    return vocabulary;
+  }
+
+  Labels segment_steps(const Vocabulary& v, const uint8_t* rgb, int height, int width, std::size_t stride) const {
+    const Preprocess& pre = folder.manifest().preprocess;
+    const int s = pre.image_size;
+    Tensor image{{1, 3, s, s}, image_view(rgb, height, width, stride, pre)};
+    const Outputs features = engine->run(names::kImageEncoder, {{names::kImage, &image}});
+    const auto classes = static_cast<int64_t>(v.names.size());
+    const std::vector<Tensor> logits = (*decoder)(features, v.embeddings, classes, templates, dim, chunk);
+    LabelAccumulator labels(s, height, width);
+    int32_t index = 0;
+    for (const Tensor& part : logits) {  // (1, Tc, side, side)
+      const int side = static_cast<int>(part.shape.at(3));
+      for (int64_t c = 0; c < part.shape.at(1); ++c, ++index) {
+        labels.add(index, part.data.data() + c * side * side, side);
+      }
+    }
+    return Labels{height, width, labels.take()};
+  }
+
+  Labels segment_baked(const uint8_t* rgb, int height, int width, std::size_t stride) const {
+    const std::size_t row = static_cast<std::size_t>(width) * 3;
+    if (stride == row) return engine->run_baked(kSegmenter, rgb, height, width);
+    std::vector<uint8_t> packed(row * height);
+    for (int y = 0; y < height; ++y) std::copy_n(rgb + y * stride, row, packed.data() + y * row);
+    return engine->run_baked(kSegmenter, packed.data(), height, width);
+  }
+};
+
+Segmenter::Segmenter(const std::string& folder, const Options& options) : impl_(std::make_unique<Impl>(folder, options)) {}
+Segmenter::~Segmenter() = default;
+Segmenter::Segmenter(Segmenter&&) noexcept = default;
+Segmenter& Segmenter::operator=(Segmenter&&) noexcept = default;
+
+void Segmenter::set_vocabulary(const std::string& vocabulary_file) {
+  if (impl_->folder.manifest().baked) throw Error("this graph has its classes baked in; it takes no vocabulary file");
+  const Manifest& m = impl_->folder.manifest();
+  std::shared_ptr<const Vocabulary> v;
+  try {
+    v = std::make_shared<const Vocabulary>(read_vocabulary(vocabulary_file, m, m.graph(names::kTextEncoder).file,
+                                                           impl_->templates, impl_->dim));
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error(vocabulary_file + ": not a usable vocabulary file (" + e.what() + ")");
+  }
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->vocabulary = std::move(v);
+}
+
+Labels Segmenter::segment(const uint8_t* rgb, int height, int width, std::size_t stride) const {
+  if (rgb == nullptr) throw Error("image pointer is null");
+  if (height < 1 || width < 1 || height > kMaxSide || width > kMaxSide) {
+    throw Error("image is " + std::to_string(height) + "x" + std::to_string(width) + "; expected 1.." +
+                std::to_string(kMaxSide) + " pixels a side");
+  }
+  if (stride < static_cast<std::size_t>(width) * 3) {
+    throw Error("row stride " + std::to_string(stride) + " is shorter than a row of " + std::to_string(width) + " RGB pixels");
+  }
+  const auto vocabulary = impl_->current();
+  if (impl_->folder.manifest().baked) return impl_->segment_baked(rgb, height, width, stride);
+  return impl_->segment_steps(*vocabulary, rgb, height, width, stride);
+}
+
+std::vector<std::string> Segmenter::class_names() const {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  return impl_->vocabulary ? impl_->vocabulary->names : std::vector<std::string>{};
+}
+
+std::vector<std::array<uint8_t, 3>> Segmenter::colours() const {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  return impl_->vocabulary ? impl_->vocabulary->colours : std::vector<std::array<uint8_t, 3>>{};
+}
+
+bool Segmenter::baked() const { return impl_->folder.manifest().baked; }
+
+}  // namespace escnet

@@ -1,0 +1,134 @@
+// escnet-segment-cpp: segment a PNG with the C++ runtime, write a label PNG.
+//
+//   escnet-segment-cpp --artifacts DIR --vocabulary FILE --out labels.png image.png
+//   escnet-segment-cpp --artifacts BAKED_DIR --out labels.png image.png
+//
+// Errors: one line on stderr; exit 2 for bad input (folder, files, vocabulary, image), 1 otherwise.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "escnet/segmenter.hpp"
+#include "png_io.hpp"
+
+namespace {
+
+const char* const kUsage =
+    "usage: escnet-segment-cpp --artifacts DIR [--vocabulary FILE] --out LABELS.png [--class-chunk N] "
+    "[--precision f32|bf16] [--threads N] [--repeat N] [--concurrent N] IMAGE.png";
+
+struct Args {
+  std::string artifacts, vocabulary, out, image;
+  escnet::Options options;
+  int repeat = 1;
+  int concurrent = 1;  // also segment the image from N threads at once and check every result is the same
+};
+
+int to_int(const std::string& flag, const std::string& value) {
+  std::size_t used = 0;
+  int v = 0;
+  try {
+    v = std::stoi(value, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != value.size()) throw escnet::Error(flag + " " + value + ": expected a whole number");
+  return v;
+}
+
+Args parse(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (flag == "-h" || flag == "--help") {
+      std::cout << kUsage << "\n";
+      std::exit(0);
+    }
+    if (flag.rfind("--", 0) != 0) {
+      if (!a.image.empty()) throw escnet::Error("one image per call; got " + a.image + " and " + flag);
+      a.image = flag;
+      continue;
+    }
+    if (i + 1 >= argc) throw escnet::Error(flag + " needs a value");
+    const std::string value = argv[++i];
+    if (flag == "--artifacts") a.artifacts = value;
+    else if (flag == "--vocabulary") a.vocabulary = value;
+    else if (flag == "--out") a.out = value;
+    else if (flag == "--class-chunk") a.options.class_chunk = to_int(flag, value);
+    else if (flag == "--precision") a.options.precision = value;
+    else if (flag == "--threads") a.options.threads = to_int(flag, value);
+    else if (flag == "--repeat") a.repeat = std::max(1, to_int(flag, value));
+    else if (flag == "--concurrent") a.concurrent = std::max(1, to_int(flag, value));
+    else throw escnet::Error("unknown option " + flag + " (" + kUsage + ")");
+  }
+  if (a.artifacts.empty() || a.out.empty() || a.image.empty()) throw escnet::Error(kUsage);
+  return a;
+}
+
+// segment() from n threads on one Segmenter: every result must equal the single-threaded one.
+void check_concurrent(const escnet::Segmenter& seg, const escnet_tools::RgbImage& image, const escnet::Labels& want,
+                      int n) {
+  std::vector<escnet::Labels> got(n);
+  std::vector<std::string> errors(n);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i) {
+    threads.emplace_back([&, i] {
+      try {
+        got[i] = seg.segment(image.pixels.data(), image.height, image.width, static_cast<std::size_t>(image.width) * 3);
+      } catch (const std::exception& e) {
+        errors[i] = e.what();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < n; ++i) {
+    if (!errors[i].empty()) throw escnet::Error("concurrent call " + std::to_string(i) + " failed: " + errors[i]);
+    if (got[i].data != want.data) throw std::runtime_error("concurrent call " + std::to_string(i) + " gave other labels");
+  }
+}
+
+int run(const Args& a) {
+  const escnet_tools::RgbImage image = escnet_tools::read_png_rgb(a.image);  // bad images fail before loading models
+  escnet::Segmenter seg(a.artifacts, a.options);
+  if (!seg.baked()) {
+    if (a.vocabulary.empty()) throw escnet::Error("--vocabulary FILE is needed with an artifacts folder");
+    seg.set_vocabulary(a.vocabulary);
+  } else if (!a.vocabulary.empty()) {
+    throw escnet::Error(a.artifacts + " is a baked graph (its classes are inside); drop --vocabulary");
+  }
+  escnet::Labels labels;
+  std::vector<double> ms;
+  for (int r = 0; r < a.repeat; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    labels = seg.segment(image.pixels.data(), image.height, image.width, static_cast<std::size_t>(image.width) * 3);
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  if (a.concurrent > 1) check_concurrent(seg, image, labels, a.concurrent);
+  escnet_tools::write_label_png(a.out, labels.data, labels.height, labels.width, seg.colours());
+  std::sort(ms.begin(), ms.end());
+  std::fprintf(stderr, "escnet-segment-cpp: %s: %zu classes, %dx%d, segment median %.1f ms over %d runs (min %.1f)\n",
+               a.image.c_str(), seg.class_names().size(), labels.width, labels.height, ms[ms.size() / 2], a.repeat,
+               ms.front());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(parse(argc, argv));
+  } catch (const escnet::Error& e) {
+    std::cerr << "escnet-segment-cpp: error: " << e.what() << "\n";
+    return 2;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "escnet-segment-cpp: error: out of memory (try a smaller --class-chunk or image)\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "escnet-segment-cpp: internal error: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,77 @@
+#include "png_io.hpp"
+
+#include <png.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "escnet/segmenter.hpp"
+
+namespace escnet_tools {
+namespace {
+
+struct ImageGuard {
+  png_image image{};
+  ImageGuard() {
+    image.version = PNG_IMAGE_VERSION;
+  }
+  ~ImageGuard() { png_image_free(&image); }
+};
+
+std::string reason(const png_image& image) { return image.message[0] ? image.message : "unknown libpng error"; }
+
+}  // namespace
+
+RgbImage read_png_rgb(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) throw escnet::Error(path + ": no such file");
+  ImageGuard g;
+  if (!png_image_begin_read_from_file(&g.image, path.c_str())) {
+    throw escnet::Error(path + ": not a PNG libpng can read (" + reason(g.image) + ")");
+  }
+  g.image.format = PNG_FORMAT_RGB;
+  RgbImage out{static_cast<int>(g.image.height), static_cast<int>(g.image.width), {}};
+  out.pixels.resize(PNG_IMAGE_SIZE(g.image));
+  if (!png_image_finish_read(&g.image, nullptr, out.pixels.data(), 0, nullptr)) {
+    throw escnet::Error(path + ": damaged PNG (" + reason(g.image) + ")");
+  }
+  return out;
+}
+
+void write_label_png(const std::string& path, const std::vector<int32_t>& labels, int height, int width,
+                     const std::vector<std::array<uint8_t, 3>>& colours) {
+  ImageGuard g;
+  g.image.width = static_cast<png_uint_32>(width);
+  g.image.height = static_cast<png_uint_32>(height);
+  std::vector<uint8_t> bytes;
+  std::vector<uint16_t> words;
+  std::vector<uint8_t> colormap;
+  const void* buffer = nullptr;
+  if (colours.size() <= 256) {
+    g.image.format = PNG_FORMAT_RGB_COLORMAP;
+    g.image.colormap_entries = static_cast<png_uint_32>(std::max<std::size_t>(1, colours.size()));
+    colormap.assign(3 * g.image.colormap_entries, 0);
+    for (std::size_t i = 0; i < colours.size(); ++i) std::copy(colours[i].begin(), colours[i].end(), colormap.begin() + 3 * i);
+    bytes.assign(labels.begin(), labels.end());
+    buffer = bytes.data();
+  } else {
+    g.image.format = PNG_FORMAT_LINEAR_Y;  // 16-bit gray, values written as given
+    words.assign(labels.begin(), labels.end());
+    buffer = words.data();
+  }
+  const std::filesystem::path target(path);
+  const std::string tmp = (target.parent_path() / ("." + target.filename().string() + ".tmp")).string();
+  if (!png_image_write_to_file(&g.image, tmp.c_str(), 0, buffer, 0, colormap.empty() ? nullptr : colormap.data())) {
+    std::remove(tmp.c_str());
+    throw escnet::Error(path + ": cannot write the label PNG (" + reason(g.image) + ")");
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, target, ec);
+  if (ec) {
+    std::remove(tmp.c_str());
+    throw escnet::Error(path + ": cannot write the label PNG (" + ec.message() + ")");
+  }
+}
+
+}  // namespace escnet_tools
