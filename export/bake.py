@@ -11,8 +11,6 @@ several sizes and aspect ratios, or nothing is written. Files are staged and pub
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,7 +32,8 @@ from .baked_graph import Post, Pre, compose, export_small
 from .errors import ExportError
 from .manifest_build import tool_versions
 from .onnx_export import finish_graph
-from .onnx_pipeline import Step, current_umask, output_folder
+from .onnx_pipeline import Step
+from .publish import publish, staged_export
 from .simplify import Simplifier
 
 PARITY_MIN = 0.999  # fraction of pixels whose label equals the Python Segmenter's
@@ -143,7 +142,8 @@ def run_bake(opts: BakeOptions, step: Step = lambda _name: None) -> BakeResult:
     chunk = opts.class_chunk or manifest.class_chunk or len(names)
     if chunk < 1:
         raise ExportError(f"--class-chunk {chunk}: expected at least 1")
-    with output_folder(opts.out) as staging:
+    with staged_export(opts.out, note=step) as run:
+        staging = run.staging
         step(f"encoding {len(names)} class names (the artifacts' text encoder)")
         emb = class_embeddings(opts.artifacts, names)
         step("exporting the pre- and post-processing graphs")
@@ -189,18 +189,8 @@ def run_bake(opts: BakeOptions, step: Step = lambda _name: None) -> BakeResult:
             versions=tool_versions(Simplifier("none", "")),
             extra={"parity": {"labels_vs_python_segmenter": agreement, "minimum": PARITY_MIN}, "nodes": graph.nodes},
         )
-        _publish(staging, opts.out, list(graph.files), baked)
+        publish(run, list(graph.files), lambda folder: write_baked_manifest(folder, baked))
     return BakeResult(opts.out, agreement, time.perf_counter() - start, graph.nodes, graph.bytes)
-
-
-def _publish(staging: Path, out: Path, files: list[str], manifest: BakedManifest) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        (out / MANIFEST_FILE).unlink()  # the old manifest no longer describes the folder
-    mode = 0o666 & ~current_umask()
-    for name in files:
-        os.chmod(staging / name, mode)
-        os.replace(staging / name, out / name)
-    os.chmod(write_baked_manifest(out, manifest), mode)
 
 
 __all__ = ["SEGMENTER", "BakeOptions", "BakeResult", "run_bake"]
