@@ -24,6 +24,7 @@ from escnet_runtime.baked import BakedManifest, write_baked_manifest
 from escnet_runtime.contract import IMAGE, IMAGE_ENCODER, LABELS, MANIFEST_FILE, SEGMENTER, baked_graph_spec
 from escnet_runtime.errors import InputError
 from escnet_runtime.fileio import sha256_file
+from escnet_runtime.graph_files import verified_graph
 from escnet_runtime.manifest import Manifest, ManifestError, load_manifest
 from escnet_runtime.render import palette
 from escnet_runtime.vocabulary import check_class_names
@@ -68,19 +69,15 @@ def _artifacts(folder: Path) -> Manifest:
 
 
 def read_graph(folder: Path, manifest: Manifest, name: str) -> onnx.ModelProto:
-    """One graph of the artifacts, read once, checked against the manifest's sha256 on those bytes."""
-    import hashlib
-
-    file = manifest.graphs[name].file
-    if f"{file}.data" in manifest.files:
-        raise ExportError(f"{file} keeps its weights in external data; baking such graphs is not supported yet")
-    path = folder / file
-    if path.resolve().parent != folder.resolve():
-        raise ExportError(f"{folder}: the manifest names {file}, outside the folder")
-    data = path.read_bytes()
-    if hashlib.sha256(data).hexdigest() != manifest.files.get(file):
-        raise ExportError(f"{folder}: {file} does not match the manifest")
-    return onnx.load_from_string(data)
+    """One graph of the artifacts, from the bytes the runtime's verified reader hashed (confined to
+    the folder, listed in the manifest, sha256 checked)."""
+    try:
+        verified = verified_graph(folder, manifest, name)
+    except ManifestError as e:
+        raise ExportError(str(e)) from None
+    if verified.external:
+        raise ExportError(f"{verified.file} keeps its weights in external data; baking such graphs is not supported")
+    return onnx.load_from_string(verified.model)
 
 
 def class_embeddings(artifacts: Path, names: Sequence[str]) -> np.ndarray:
