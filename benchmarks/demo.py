@@ -59,7 +59,7 @@ def _check_out(out: Path) -> None:
 @app.command(
     help="Train the tiny preset on synthetic scenes, export it, and segment held-out scenes with the exported "
     "artifacts; prints the mIoU. The 400 training steps are about 80 s of CPU time; measured under heavy load "
-    "(load average about 20 on 2 cores) training took 28 min of wall time and the export 35 min. "
+    "(load average about 20 on 2 cores) training took 28 min of wall time and the export 18 min. "
     "Writes OUT/data, OUT/run, OUT/artifacts and OUT/segments."
 )
 def demo(
