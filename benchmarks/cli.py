@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -20,6 +21,7 @@ from .options import (
     DEFAULT_PRESET,
     DEFAULT_WARMUP,
     DEFAULTS_RATIONALE,
+    BenchOptions,
     OptionError,
     build_options,
 )
@@ -114,7 +116,7 @@ def bench(
     typer.echo(f"\nwrote {', '.join(str(Path(p)) for p in paths)}", err=True)
 
 
-def _say_weights(opts, progress) -> None:
+def _say_weights(opts: BenchOptions, progress: Any) -> None:
     """Once, visibly (logging is at ERROR under the bar): a random-init reference model's outputs are noise."""
     from .artifacts import reference_provenance
 
@@ -126,7 +128,7 @@ def _say_weights(opts, progress) -> None:
         )
 
 
-def _print_export(exported, progress) -> None:
+def _print_export(exported: Any, progress: Any) -> None:
     """The on-demand export's parity table and graph sizes, as ``escnet-export onnx`` prints them."""
     if exported is None:
         return

@@ -38,7 +38,8 @@ DEFAULTS_RATIONALE = (
     "and the decoder's step graphs, checked against PyTorch; the longest part), then benchmark every backend "
     "(those this machine lacks are reported as skipped) at 10 and 20 classes, batch 1: 1 warm-up, then --iters "
     "auto (2 to 10 timed runs, stopping after about 5 s per figure), plus each CPU backend's peak memory in a "
-    "fresh process. On a 2-core CPU that took about 5 min on a quiet machine and 13.5 min under load; two class "
+    "fresh process. On a 2-core CPU that took about 5 min on a quiet machine and 13.5 min under load, and "
+    "1 h 48 min (export 59 min) with load average 18-26 on the 2 cores. Two class "
     "counts are the fewest that give a per-class cost fit. Use --classes 20,59,150,459,847 --batch 1,2,4 for "
     "the full sweep (far longer: one vit-b16 decoder forward at 150 classes takes seconds here)."
 )

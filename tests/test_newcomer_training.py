@@ -81,3 +81,14 @@ def test_every_option_has_help():
     assert missing == []
     for name in ("data", "out"):
         assert next(p for p in command.params if p.name == name).help.startswith("Required.")
+
+
+def test_resume_compares_the_schedule_in_force():
+    from escnet.training.config import resume_differences
+
+    old = TrainConfig(data="d", out="o", lr_schedule="steps")  # saved before "auto" existed
+    assert resume_differences(old, TrainConfig(data="d", out="o")) == []
+    timed = TrainConfig(data="d", out="o", time_limit=60.0)
+    assert resume_differences(timed, TrainConfig(data="d", out="o", time_limit=30.0)) == []
+    (diff,) = resume_differences(timed, TrainConfig(data="d", out="o"))
+    assert "time -> steps" in diff and "--time-limit" in diff

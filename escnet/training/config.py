@@ -154,4 +154,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 def resume_differences(saved: TrainConfig, new: TrainConfig) -> list[str]:
     """Fields that differ between a saved run and a resume request, excluding the changeable ones."""
     a, b = saved.to_dict(), new.to_dict()
-    return [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if k not in RESUMABLE_CHANGES and a[k] != b[k]]
+    diffs = [f"{k}: {a[k]!r} -> {b[k]!r}" for k in a if k not in RESUMABLE_CHANGES | {"lr_schedule"} and a[k] != b[k]]
+    if saved.schedule != new.schedule:  # "auto" is compared as what it resolves to (time with a time_limit)
+        diffs.append(f"lr schedule: {saved.schedule} -> {new.schedule} (a time schedule resumes with --time-limit)")
+    return diffs
