@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 from .config import config_from_dict, config_to_dict
 from .errors import CheckpointError
 from .io_utils import atomic_path
-from .model import ESCNet
+from .modeling.model import ESCNet
 from .state_dict import load_strict
 
 FORMAT = "escnet"

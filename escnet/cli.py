@@ -59,7 +59,7 @@ def _time_forward(model, classes: int) -> None:
     import torch
 
     from . import ESCNetInputError
-    from .catseg import CATSegDecoder
+    from .modeling.catseg import CATSegDecoder
 
     names = [f"class {i}" for i in range(classes)]
     images = torch.randn(1, 3, model.config.image_size, model.config.image_size)

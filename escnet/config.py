@@ -108,13 +108,15 @@ class ESCNetConfig:
     attention. Each ESC block thus replaces one CAT-Seg aggregator layer, spending the second
     Swin block's cost on SAM.
 
-    Counted by ``escnet-info`` (torch's FlopCounterMode, 150 classes, one template, text encoder
-    included; vit-b16): decoder 472.1 GFLOPs vs the CAT-Seg equivalent's 402.8 (image encoder
-    111.8, text encoder 893.9 in both): single view 1477.8 vs 1408.5 GFLOPs = 1.049x, sliding
-    window (5 views) 3811.4 vs 3466.4 = 1.100x. Alternatives (decoder GFLOPs, single view /
-    sliding): N=2, 1-layer SAM, Swin pair: 499 (1.069 / 1.139); N=2, 2-layer SAM, Swin pair
-    (each block a full CAT-Seg layer + SAM): 570 (1.116 / 1.231); N=3, 1-layer SAM, one Swin:
-    537 (1.093 / 1.188); the earlier layout (N=4, Swin pairs, ``heavier_layout`` in presets): 991.
+    Counted by ``escnet-info`` (torch's FlopCounterMode on a meta-device twin, 150 classes, one
+    template, text encoder included; vit-b16): decoder 441.0 GFLOPs vs the CAT-Seg equivalent's
+    402.8 (1.095x; image encoder 111.8, text encoder 893.9 in both): single view 1446.7 vs
+    1408.5 GFLOPs = 1.027x, sliding window (5 views) 3657.9 vs 3466.6 = 1.055x. Alternatives,
+    decoder GFLOPs at 150 classes (counted before the SAM first-layer fold of
+    ``SharedImageKeys``, which saves ~15 per 2-layer SAM block; single view / sliding ratio):
+    N=2, 1-layer SAM, Swin pair: 499 (1.069 / 1.139); N=2, 2-layer SAM, Swin pair (each block
+    a full CAT-Seg layer + SAM): 570 (1.116 / 1.231); N=3, 1-layer SAM, one Swin: 537
+    (1.093 / 1.188); the earlier layout (N=4, Swin pairs, ``presets.heavier_layout``): 991.
     """
 
     preset: str

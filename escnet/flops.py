@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .model import ESCNet
+from .modeling.model import ESCNet
 
 SLIDING_VIEWS = 5
 
@@ -56,7 +56,7 @@ def graph_costs(model: ESCNet, num_classes: int, batch: int = 1) -> list[GraphCo
     clip = model.clip
     image_modules = [clip.visual, model.guidance]
     text_modules = [clip.token_embedding, clip.transformer, clip.ln_final]
-    decoder_modules = [model.corr_embed, model.text_guidance, model.blocks, model.decoder]
+    decoder_modules = [model.corr_embed, model.text_guidance, model.prompt_maps, model.blocks, model.decoder]
     text_params = _params(text_modules) + clip.positional_embedding.numel() + clip.text_projection.numel()
     return [
         GraphCost("image_encoder", _params(image_modules), _count(lambda: twin.encode_image(images))),
@@ -70,7 +70,7 @@ def catseg_costs(model: ESCNet, costs: list[GraphCost], num_classes: int, batch:
     """The CAT-Seg equivalent's per-graph costs (``catseg.CATSegDecoder``): ESC-Net's image and
     text encoders (the same modules: ``costs``' rows), CAT-Seg's aggregator + decoder counted on
     the same inputs (on the meta device: only its cost is used)."""
-    from .catseg import CATSegDecoder
+    from .modeling.catseg import CATSegDecoder
 
     cfg = model.config
     g = cfg.grid

@@ -9,7 +9,7 @@ import open_clip
 from torch import nn
 
 from .errors import CheckpointError
-from .model import ESCNet
+from .modeling.model import ESCNet
 from .state_dict import load_strict, read_state_dict
 
 log = logging.getLogger("escnet")

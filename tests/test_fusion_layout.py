@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 from escnet.config import FusionConfig
-from escnet.fusion import SpatialFusion
-from escnet.guided_swin import GuidedSwinBlock
-from escnet.layers import pointwise
+from escnet.modeling.fusion import SpatialFusion
+from escnet.modeling.guided_swin import GuidedSwinBlock
+from escnet.modeling.layers import pointwise
 
 
 def test_pointwise_equals_the_1x1_conv() -> None:

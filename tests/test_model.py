@@ -117,7 +117,7 @@ def test_vit_b16_forward_five_classes():
 
 
 def test_imagenet_templates_option(tiny_images):
-    from escnet.model import ESCNet
+    from escnet.modeling.model import ESCNet
     from escnet.presets import get_config, with_templates
 
     config = with_templates(get_config("tiny"), "imagenet")

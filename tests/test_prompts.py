@@ -1,7 +1,7 @@
 import torch
 
 from escnet.config import PromptConfig
-from escnet.pseudo_prompts import PseudoPromptGenerator
+from escnet.modeling.pseudo_prompts import PseudoPromptGenerator
 
 
 def _blob(h, w, cy, cx, r):

@@ -31,4 +31,8 @@ def test_refined_features_equal_two_way_transformer_keys(tiny_model):
         _, keys = block.transformer(image + block.dense_embeddings(mask), pe, tokens)
         expected = keys.reshape(2, 8, 8, 32)  # channels-last, as the block takes and returns it
         torch.testing.assert_close(block(image.permute(0, 2, 3, 1), points, mask), expected)
+        # one image shared by both entries (two classes of one image): the same as that image repeated
+        shared = block(image[:1].permute(0, 2, 3, 1), points, mask)
+        repeated = block(image[:1].expand(2, -1, -1, -1).permute(0, 2, 3, 1), points, mask)
+        torch.testing.assert_close(shared, repeated)
         torch.testing.assert_close(block.dense_tokens(mask), block.dense_embeddings(mask).permute(0, 2, 3, 1))

@@ -20,7 +20,7 @@ from ..data.transforms import AugmentConfig
 from ..evaluation.loop import evaluate
 from ..evaluation.predictor import TorchPredictor
 from ..io_utils import atomic_path
-from ..model import ESCNet
+from ..modeling.model import ESCNet
 from .config import TrainConfig, config_from_dict, resume_differences
 from .distributed import DistInfo, all_mean, barrier, init_distributed, shutdown
 from .logger import RunLog

@@ -12,9 +12,9 @@ import torch
 from segment_anything.modeling import PromptEncoder, TwoWayTransformer
 from torch import nn
 
-from .config import SamConfig
+from ..config import SamConfig
 from .layers import pointwise
-from .sam_attention import head_blocks, two_way_layer
+from .sam_attention import SharedImageKeys, head_blocks, two_way_layer
 
 
 class SamPromptBlock(nn.Module):
@@ -102,15 +102,28 @@ class SamPromptBlock(nn.Module):
         return torch.cat([out.unsqueeze(0).expand(points.shape[0], -1, -1), sparse], dim=1)
 
     def forward(self, image: torch.Tensor, points: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """image (N, h, w, dim) channels-last, points (N, K, 2), mask (N, 1, 4h, 4w) -> (N, h, w, dim)."""
-        n, h, w, c = image.shape
+        """image (B, h, w, dim) channels-last, shared by the N = B*T class entries (image b's are
+        rows b*T..b*T+T-1; B = N: one image per entry), points (N, K, 2), mask (N, 1, 4h, 4w)
+        -> (N, h, w, dim).
+
+        TwoWayTransformer.forward without its final token-to-image attention, which only updates
+        the point tokens (unused here): the image side is the keys after the layers. The first
+        layer's image-side projections run per image plus per class on the mask embedding's
+        few channels (``SharedImageKeys``): the same values as on image + dense embedding.
+        """
+        b, h, w, c = image.shape
+        n = points.shape[0]
         sparse = self.tokens(points)
         pe = self.prompt_encoder.pe_layer((h, w))  # (dim, h, w)
-        # TwoWayTransformer.forward without its final token-to-image attention, which only
-        # updates the point tokens (unused here): the image side is the keys after the layers.
-        keys = (image + self.dense_tokens(mask)).reshape(n, h * w, c)  # (N, h*w, dim)
         key_pe = pe.flatten(1).transpose(0, 1).unsqueeze(0)  # (1, h*w, dim)
-        queries = sparse
-        for layer in self.transformer.layers:
-            queries, keys = two_way_layer(layer, queries, keys, sparse, key_pe, self.heads)
+        *head, last = self.prompt_encoder.mask_downscaling
+        low = mask
+        for layer in head:
+            low = layer(low)  # (N, mask_in_chans, h, w) after the last one
+        low = low.permute(0, 2, 3, 1).reshape(n, h * w, -1)  # (N, h*w, mask_in_chans)
+        first = SharedImageKeys(image.reshape(b, h * w, c), low, last.weight.flatten(1), last.bias, key_pe)
+        keys, queries = first.keys(), sparse  # (N, h*w, dim)
+        for i, layer in enumerate(self.transformer.layers):
+            project = first.project if i == 0 else None
+            queries, keys = two_way_layer(layer, queries, keys, sparse, key_pe, self.heads, project)
         return keys.reshape(n, h, w, c)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ESCNetConfig
+from ..config import ESCNetConfig
 from .fusion import ClassAttention, SpatialFusion
 from .layers import pointwise
 from .sam_prompt import SamPromptBlock
@@ -42,12 +42,11 @@ class ESCBlock(nn.Module):
         """
         b, tc, c, h, w = x.shape
         xc = x.permute(0, 1, 3, 4, 2).reshape(b * tc, h, w, c)  # (B*Tc, h, w, C)
-        clip_sam = self.clip_norm(pointwise(self.clip_to_sam, clip.permute(0, 2, 3, 1)))  # (B, h, w, S), per image
-        image = clip_sam.unsqueeze(1).expand(b, tc, h, w, clip_sam.shape[-1])  # (B, Tc, h, w, S): shared by classes
-        if self.corr_to_sam is not None:  # + the class's own correlation: (B*Tc, h, w, S) -> (B, Tc, h, w, S)
-            image = image + pointwise(self.corr_to_sam, xc).reshape(b, tc, h, w, -1)
+        image = self.clip_norm(pointwise(self.clip_to_sam, clip.permute(0, 2, 3, 1)))  # (B, h, w, S): per image
+        if self.corr_to_sam is not None:  # + the class's own correlation: (B, Tc, h, w, S) -> (B*Tc, h, w, S)
+            image = (image.unsqueeze(1) + pointwise(self.corr_to_sam, xc).reshape(b, tc, h, w, -1)).flatten(0, 1)
         refined = self.sam(
-            image.reshape(b * tc, h, w, -1),
+            image,  # shared by each image's classes (or one per class)
             points.reshape(b * tc, *points.shape[2:]),  # (B*Tc, K, 2)
             masks.reshape(b * tc, *masks.shape[2:]),  # (B*Tc, 1, 4h, 4w)
         )  # (B*Tc, h, w, S)

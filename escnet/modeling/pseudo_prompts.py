@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import PromptConfig
+from ..config import PromptConfig
 
 
 def _grid_coords(h: int, w: int, like: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import PromptConfig
+from ..config import PromptConfig
 
 
 class PromptMap(nn.Module):

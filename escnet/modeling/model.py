@@ -12,15 +12,15 @@ from open_clip.model import CLIPTextCfg, CLIPVisionCfg
 from open_clip.tokenizer import SimpleTokenizer
 from torch import nn
 
+from ..config import ESCNetConfig
+from ..validation import check_class_names, check_images
 from .chunks import class_spans
 from .clip_image import GuidanceUpsampler, clip_dense_features
-from .config import ESCNetConfig
 from .cost_volume import CorrelationEmbed, correlation
 from .decoder import UpsamplingDecoder
 from .esc_block import ESCBlock, upsample_masks
 from .prompt_map import PromptMap
 from .pseudo_prompts import PseudoPromptGenerator
-from .validation import check_class_names, check_images
 
 CLIP_MEAN: tuple[float, float, float] = tuple(open_clip.OPENAI_DATASET_MEAN)
 CLIP_STD: tuple[float, float, float] = tuple(open_clip.OPENAI_DATASET_STD)

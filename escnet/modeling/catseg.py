@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import ESCNetConfig
+from ..config import ESCNetConfig
 from .cost_volume import CorrelationEmbed, correlation
 from .decoder import UpsamplingDecoder
 from .fusion import ClassAttention

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models.swin_transformer import SwinTransformerBlock
 
-from .config import FusionConfig
+from ..config import FusionConfig
 from .guided_swin import GuidedSwinBlock
 from .window_attention import grid_window_attention
 
