@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .model import ESCNet
+from .modeling.model import ESCNet
 from .presets import get_config
 from .weights import load_clip_weights, load_sam_weights
 

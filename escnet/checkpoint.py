@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 from .config import ESCNetConfig, config_from_dict, config_to_dict
 from .errors import CheckpointError
 from .io_utils import atomic_path
-from .model import ESCNet
+from .modeling.model import ESCNet
 from .state_dict import load_strict, raise_on_report, shape_report
 
 FORMAT = "escnet"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .model import CLIP_MEAN, CLIP_STD, ESCNet
+from .modeling.model import CLIP_MEAN, CLIP_STD, ESCNet
 
 SLIDING_STRIDE_FRACTION = 2 / 3  # CAT-Seg: windows overlap by a third
 SLIDING_WINDOWS_PER_SIDE = 2

@@ -27,7 +27,7 @@ from escnet import CLIP_MEAN, CLIP_STD, ESCNet
 from escnet.checkpoint import checkpoint_provenance
 from escnet.config import config_to_dict
 from escnet.inference import sliding_geometry
-from escnet.model import TEXT_BATCH
+from escnet.modeling.model import TEXT_BATCH
 
 from .simplify import Simplifier
 

@@ -10,14 +10,15 @@ backend walks OpenVINO's graph with their OpenVINO names.
 
 from __future__ import annotations
 
-from .contract import SCORE_LSE
+from .contract import SCORE_LSE_PART, SCORES_OUT
 
 DECISION_OPS: frozenset[str] = frozenset(
     {"ArgMax", "ArgMin", "TopK", "Round", "Floor", "Ceil", "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "Equal"}
 )
 SHAPE_ONLY: frozenset[str] = frozenset({"Shape", "Size"})
-# Graph outputs that the next step graph turns into decisions (the prompt softmax's normaliser).
-DECISION_OUTPUTS: frozenset[str] = frozenset({SCORE_LSE})
+# Graph outputs that the next step graph turns into decisions: every block's prompt scores and
+# their log-sum-exp (the prompt softmax's normaliser), so every node upstream of them stays fp32.
+DECISION_OUTPUTS: frozenset[str] = frozenset({SCORES_OUT, SCORE_LSE_PART})
 
 # The same operators as OpenVINO's ONNX front end names them (ArgMax/ArgMin become TopK).
 OPENVINO_DECISION_OPS: dict[str, str] = {

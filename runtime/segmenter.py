@@ -112,7 +112,9 @@ class Segmenter:
         self.cache = TextEmbeddingCache(directory, dim=dim, expected_norm=1.0)  # the encoder normalises
         templates, batch = self.manifest.templates, self.manifest.texts_per_call()
         self.text = TextEncoder(self.backend, self.tokenizer, templates, identity, self.cache, batch)
-        self._chunked = ChunkedDecoder(self.backend, steps) if self.class_chunk is not None else None
+        self._chunked = (
+            ChunkedDecoder(self.backend, steps, self.manifest.graphs) if self.class_chunk is not None else None
+        )
         self.class_names: tuple[str, ...] = ()
         self._embeddings: np.ndarray | None = None  # (T, P, D) float32
         self._device_embeddings: Any = None

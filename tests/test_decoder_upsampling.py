@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from escnet.decoder import UpStage
+from escnet.modeling.decoder import UpStage
 
 
 def test_up_stage_equals_the_conv_over_stacked_channels() -> None:

@@ -7,7 +7,7 @@ import torch
 
 # escnet makes torchvision importable first (escnet/_torchvision_compat.py): take torchvision's
 # module through it rather than importing torchvision ahead of escnet.
-from escnet.window_attention import GridWindowAttention, ShiftedWindowAttention, shift_mask, token_order
+from escnet.modeling.window_attention import GridWindowAttention, ShiftedWindowAttention, shift_mask, token_order
 
 
 def pair(

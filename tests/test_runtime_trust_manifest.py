@@ -310,7 +310,7 @@ def test_schema_dtypes_are_the_contracts():
 
 def test_exporter_writes_the_references_constants(artifacts):
     from escnet.inference import sliding_geometry
-    from escnet.model import TEXT_BATCH
+    from escnet.modeling.model import TEXT_BATCH
 
     m = load_manifest(artifacts, verify=False)
     canvas, stride = sliding_geometry(m.preprocess.image_size)

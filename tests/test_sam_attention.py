@@ -6,7 +6,7 @@ import pytest
 import torch
 
 # segment_anything's classes through escnet, which makes torchvision importable first.
-from escnet.sam_attention import (
+from escnet.modeling.sam_attention import (
     Attention,
     TwoWayAttentionBlock,
     head_blocks,

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..model import CLIP_MEAN, CLIP_STD
+from ..modeling.model import CLIP_MEAN, CLIP_STD
 from .segmentation import Sample
 
 

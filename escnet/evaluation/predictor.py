@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from ..inference import predict_scores, preprocess
-from ..model import ESCNet
+from ..modeling.model import ESCNet
 
 
 class TorchPredictor:

@@ -22,7 +22,7 @@ from ..data.transforms import AugmentConfig
 from ..evaluation.loop import evaluate
 from ..evaluation.predictor import TorchPredictor
 from ..io_utils import atomic_path
-from ..model import ESCNet
+from ..modeling.model import ESCNet
 from ..state_dict import load_strict
 from .config import TrainConfig, config_from_dict, resume_differences
 from .distributed import DistInfo, all_mean, barrier, init_distributed, shutdown

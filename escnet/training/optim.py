@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..model import ESCNet
+from ..modeling.model import ESCNet
 
 
 def _is_qkv(name: str) -> bool:

@@ -12,22 +12,28 @@ import torch
 from segment_anything.modeling import PromptEncoder, TwoWayTransformer
 from torch import nn
 
-from .config import SamConfig
+from ..config import SamConfig
 from .layers import pointwise
-from .sam_attention import head_blocks, two_way_layer
+from .sam_attention import SharedImageKeys, head_blocks, two_way_layer
 
 
 class SamPromptBlock(nn.Module):
-    """Prompts -> SAM-refined image features for one ESC block.
+    """Prompts -> SAM-refined image features for one ESC block, fed as SAM's mask decoder feeds
+    its two-way transformer: the IoU token and mask tokens (``iou_token``, ``mask_tokens``, from
+    the checkpoint's ``mask_decoder.*``) ahead of the sparse prompt tokens, the mask prompt as
+    logits, the image embedding plus the dense prompt embedding, SAM's positional encoding.
 
-    image (N, h, w, dim) channels-last, points (N, K, 2) normalised (x, y), mask (N, 1, 4h, 4w)
-    -> refined image features (N, h, w, dim). Channels-last throughout: the image tokens are
-    never transposed.
+    image (N, h, w, dim) channels-last, points (N, K, 2) normalised (x, y), mask logits
+    (N, 1, 4h, 4w) -> refined image features (N, h, w, dim). Channels-last throughout: the image
+    tokens are never transposed.
     """
 
     def __init__(self, config: SamConfig, grid: int, image_size: int) -> None:
         super().__init__()
         self.grid = grid
+        # SAM's MaskDecoder names: loaded from mask_decoder.iou_token / mask_decoder.mask_tokens.
+        self.iou_token = nn.Embedding(1, config.dim) if config.output_tokens else None
+        self.mask_tokens = nn.Embedding(config.num_mask_tokens, config.dim) if config.output_tokens else None
         self.prompt_encoder = PromptEncoder(
             embed_dim=config.dim,
             image_embedding_size=(grid, grid),
@@ -86,16 +92,38 @@ class SamPromptBlock(nn.Module):
             x = layer(x)  # (N, mask_in_chans, h, w) after the last one
         return pointwise(last, x.permute(0, 2, 3, 1))
 
-    def forward(self, image: torch.Tensor, points: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """image (N, h, w, dim) channels-last, points (N, K, 2), mask (N, 1, 4h, 4w) -> (N, h, w, dim)."""
-        n, h, w, c = image.shape
+    def tokens(self, points: torch.Tensor) -> torch.Tensor:
+        """points (N, K, 2) -> SAM's decoder tokens (N, 1 + M + K + 1, dim): IoU token, M mask
+        tokens, the K point tokens and the pad point (``MaskDecoder.predict_masks``' order)."""
         sparse = self.sparse_embeddings(points)
+        if self.iou_token is None or self.mask_tokens is None:
+            return sparse
+        out = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)  # (1 + M, dim)
+        return torch.cat([out.unsqueeze(0).expand(points.shape[0], -1, -1), sparse], dim=1)
+
+    def forward(self, image: torch.Tensor, points: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """image (B, h, w, dim) channels-last, shared by the N = B*T class entries (image b's are
+        rows b*T..b*T+T-1; B = N: one image per entry), points (N, K, 2), mask (N, 1, 4h, 4w)
+        -> (N, h, w, dim).
+
+        TwoWayTransformer.forward without its final token-to-image attention, which only updates
+        the point tokens (unused here): the image side is the keys after the layers. The first
+        layer's image-side projections run per image plus per class on the mask embedding's
+        few channels (``SharedImageKeys``): the same values as on image + dense embedding.
+        """
+        b, h, w, c = image.shape
+        n = points.shape[0]
+        sparse = self.tokens(points)
         pe = self.prompt_encoder.pe_layer((h, w))  # (dim, h, w)
-        # TwoWayTransformer.forward without its final token-to-image attention, which only
-        # updates the point tokens (unused here): the image side is the keys after the layers.
-        keys = (image + self.dense_tokens(mask)).reshape(n, h * w, c)  # (N, h*w, dim)
         key_pe = pe.flatten(1).transpose(0, 1).unsqueeze(0)  # (1, h*w, dim)
-        queries = sparse
-        for layer in self.transformer.layers:
-            queries, keys = two_way_layer(layer, queries, keys, sparse, key_pe, self.heads)
+        *head, last = self.prompt_encoder.mask_downscaling
+        low = mask
+        for layer in head:
+            low = layer(low)  # (N, mask_in_chans, h, w) after the last one
+        low = low.permute(0, 2, 3, 1).reshape(n, h * w, -1)  # (N, h*w, mask_in_chans)
+        first = SharedImageKeys(image.reshape(b, h * w, c), low, last.weight.flatten(1), last.bias, key_pe)
+        keys, queries = first.keys(), sparse  # (N, h*w, dim)
+        for i, layer in enumerate(self.transformer.layers):
+            project = first.project if i == 0 else None
+            queries, keys = two_way_layer(layer, queries, keys, sparse, key_pe, self.heads, project)
         return keys.reshape(n, h, w, c)

@@ -20,9 +20,12 @@ order. Weights are the layer's own (``TwoWayAttentionBlock`` and its ``Attention
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from segment_anything.modeling.transformer import Attention, TwoWayAttentionBlock
+from torch import nn
 
 
 def head_blocks(heads: int, width: int) -> torch.Tensor:
@@ -42,8 +45,14 @@ def prompts_to_image(
 ) -> torch.Tensor:
     """SAM ``Attention`` for few queries over many keys: q (N, n, E), k and v (N, m, E),
     blocks (heads, 1, I) from ``head_blocks`` -> (N, n, E)."""
+    return prompts_to_image_projected(attn, attn.q_proj(q), attn.k_proj(k), attn.v_proj(v), blocks)
+
+
+def prompts_to_image_projected(
+    attn: Attention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, blocks: torch.Tensor
+) -> torch.Tensor:
+    """``prompts_to_image`` from the projections: q (N, n, I), k and v (N, m, I) -> (N, n, E)."""
     heads, width = blocks.shape[0], blocks.shape[-1]
-    q, k, v = attn.q_proj(q), attn.k_proj(k), attn.v_proj(v)  # (N, n, I), (N, m, I), (N, m, I)
     logits = torch.matmul(_spread(q, blocks), k.transpose(1, 2)) / math.sqrt(width // heads)  # (N, H*n, m)
     out = torch.matmul(torch.softmax(logits, dim=-1), v)  # (N, H*n, I): each head's weights, all channels
     out = (out.reshape(out.shape[0], heads, -1, width) * blocks).sum(dim=1)  # (N, n, I): own channels
@@ -55,12 +64,21 @@ def image_to_prompts(
 ) -> torch.Tensor:
     """SAM ``Attention`` for many queries over few keys: q (N, m, E), k and v (N, n, E),
     blocks (heads, 1, I) from ``head_blocks`` -> (N, m, E)."""
+    return image_to_prompts_projected(attn, attn.q_proj(q), attn.k_proj(k), attn.v_proj(v), blocks)
+
+
+def image_to_prompts_projected(
+    attn: Attention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, blocks: torch.Tensor
+) -> torch.Tensor:
+    """``image_to_prompts`` from the projections: q (N, m, I), k and v (N, n, I) -> (N, m, E)."""
     heads, width = blocks.shape[0], blocks.shape[-1]
-    q, k, v = attn.q_proj(q), attn.k_proj(k), attn.v_proj(v)  # (N, m, I), (N, n, I), (N, n, I)
     n, m, n_keys = q.shape[0], q.shape[1], k.shape[1]
     logits = torch.matmul(q, _spread(k, blocks).transpose(1, 2)) / math.sqrt(width // heads)  # (N, m, H*n)
     weights = torch.softmax(logits.reshape(n, m, heads, n_keys), dim=-1).reshape(n, m, heads * n_keys)
     return attn.out_proj(torch.matmul(weights, _spread(v, blocks)))  # (N, m, I) -> (N, m, E)
+
+
+ImageProjection = Callable[[nn.Linear, bool], torch.Tensor]  # (projection, with positions) -> (N, m, I)
 
 
 def two_way_layer(
@@ -70,11 +88,14 @@ def two_way_layer(
     query_pe: torch.Tensor,
     key_pe: torch.Tensor,
     blocks: torch.Tensor,
+    project: ImageProjection | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``TwoWayAttentionBlock.forward`` with both cross attentions computed as above.
 
     queries (N, n, E) prompt tokens, keys (N, m, E) image tokens, query_pe like queries,
-    key_pe (1 or N, m, E) -> updated (queries, keys).
+    key_pe (1 or N, m, E) -> updated (queries, keys). ``project(linear, with_pe)``, if given,
+    returns ``linear(keys + key_pe)`` / ``linear(keys)`` computed another way (see
+    ``SharedImageKeys``); by default those products are taken directly.
     """
     if layer.skip_first_layer_pe:
         queries = layer.self_attn(q=queries, k=queries, v=queries)
@@ -82,10 +103,46 @@ def two_way_layer(
         q = queries + query_pe
         queries = queries + layer.self_attn(q=q, k=q, v=queries)
     queries = layer.norm1(queries)
-    k = keys + key_pe  # the image tokens with their positions, for both cross attentions
-    queries = layer.norm2(
-        queries + prompts_to_image(layer.cross_attn_token_to_image, queries + query_pe, k, keys, blocks)
+    if project is None:
+        k = keys + key_pe  # the image tokens with their positions, for both cross attentions
+        project = lambda linear, with_pe: linear(k if with_pe else keys)  # noqa: E731
+    t2i, i2t = layer.cross_attn_token_to_image, layer.cross_attn_image_to_token
+    attended = prompts_to_image_projected(
+        t2i, t2i.q_proj(queries + query_pe), project(t2i.k_proj, True), project(t2i.v_proj, False), blocks
     )
+    queries = layer.norm2(queries + attended)
     queries = layer.norm3(queries + layer.mlp(queries))
-    keys = layer.norm4(keys + image_to_prompts(layer.cross_attn_image_to_token, k, queries + query_pe, queries, blocks))
-    return queries, keys
+    q = queries + query_pe
+    attended = image_to_prompts_projected(i2t, project(i2t.q_proj, True), i2t.k_proj(q), i2t.v_proj(queries), blocks)
+    return queries, layer.norm4(keys + attended)
+
+
+class SharedImageKeys:
+    """The first layer's image tokens, keys = image (per image) + dense (per class), with
+    dense = W low + b the mask embedding's last 1x1 conv of its few channels (``low``). A
+    projection P of keys is then P(image) once per image plus (P W) low per class: the same
+    values, with the per-class product over ``low``'s few channels instead of the full width.
+
+    image (B, m, E) shared by the N = B*T class entries (image b's classes are rows b*T..b*T+T-1),
+    low (N, m, L), weight (E, L), bias (E,), key_pe (1, m, E).
+    """
+
+    def __init__(
+        self, image: torch.Tensor, low: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, key_pe: torch.Tensor
+    ) -> None:
+        self.image, self.low, self.weight, self.bias, self.key_pe = image, low, weight, bias, key_pe
+
+    def _broadcast(self, per_class: torch.Tensor, per_image: torch.Tensor) -> torch.Tensor:
+        """(N, m, X) + (B, m, X) over each image's T classes -> (N, m, X)."""
+        b = per_image.shape[0]
+        return (per_class.reshape(b, -1, *per_class.shape[1:]) + per_image.unsqueeze(1)).reshape(per_class.shape)
+
+    def keys(self) -> torch.Tensor:
+        """The keys themselves (N, m, E): the layer's residual needs them."""
+        return self._broadcast(F.linear(self.low, self.weight, self.bias), self.image)
+
+    def project(self, linear: nn.Linear, with_pe: bool) -> torch.Tensor:
+        """linear(keys + key_pe) if with_pe else linear(keys): (N, m, I)."""
+        shared = self.image + self.key_pe if with_pe else self.image  # (B, m, E)
+        per_class = F.linear(self.low, torch.matmul(linear.weight, self.weight), torch.mv(linear.weight, self.bias))
+        return self._broadcast(per_class, linear(shared))
