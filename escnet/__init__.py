@@ -14,12 +14,14 @@ from .builder import build_model  # noqa: E402
 from .checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from .config import ESCNetConfig  # noqa: E402
 from .errors import CheckpointError, ESCNetInputError  # noqa: E402
-from .model import CLIP_MEAN, CLIP_STD, ESCNet, ImageFeatures  # noqa: E402
+from .model import CLIP_MEAN, CLIP_STD, BlockInput, BlockOutput, ESCNet, ImageFeatures  # noqa: E402
 from .presets import PRESETS, get_config  # noqa: E402
 
 __all__ = [
     "CLIP_MEAN",
     "CLIP_STD",
+    "BlockInput",
+    "BlockOutput",
     "PRESETS",
     "CheckpointError",
     "ESCNet",

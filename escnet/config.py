@@ -42,6 +42,15 @@ class SamConfig:
     depth: int = 2  # two-way blocks per ESC block (SAM's mask decoder has 2)
     attention_downsample: int = 2
     mask_in_chans: int = 16
+    # SAM's own token layout: the checkpoint's IoU token and mask tokens (mask_decoder.iou_token /
+    # mask_tokens; SAM has 3 multimask outputs + 1 = 4 mask tokens) ahead of the point tokens.
+    output_tokens: bool = True
+    num_mask_tokens: int = 4
+    # Image side: CLIP features projected to ``dim`` and LayerNorm'd per pixel, as SAM's image
+    # encoder neck leaves its output (LayerNorm2d). Adding the class's correlation embedding as
+    # well is a decided option, not the paper's default ("The SAM block aggregates the CLIP image features").
+    normalise_image: bool = True
+    add_correlation: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,14 @@ class PromptConfig:
     # first pixel in raster order: a saturated class has many pixels at 1.0 - 1 ulp, and float
     # rounding (another backend, chunked classes, fp16) must not decide which one is the peak.
     rank_levels: int = 1024
+    # Block k > 0's per-class map, from block k-1's refined correlation embedding (B, T, C, h, w):
+    # "learned" = a 1x1 projection C -> 1 per block, "mean" = the channel mean (decided; model.md 4a).
+    map_head: Literal["learned", "mean"] = "learned"
+    # The mask prompt is SAM's kind of mask input, logits: logit(p) of the class probability p,
+    # with p clamped to [eps, 1 - eps] (logits within +-4.6 at 0.01). Unclamped, logit(p) of a
+    # saturated class divides by 1 - p, which float rounding of the softmax normaliser (another
+    # chunking of the classes, another backend) moves by whole units; the clamp bounds that.
+    mask_prob_eps: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -66,14 +83,40 @@ class FusionConfig:
     window: int = 12
     shift: int = 6
     swin_heads: int = 4
-    swin_depth: int = 2  # one regular and one shifted window block
+    # Swin blocks per ESC block; regular and shifted windows alternate across the whole model
+    # (see ESCNetConfig for the layout chosen; 2 = a full Swin pair per block, the earlier layout).
+    swin_depth: int = 1
     class_heads: int = 4
     mlp_ratio: float = 4.0
     text_guidance_dim: int = 128  # projected text embedding joined to query and key
+    # Image guidance in the Swin blocks: "query_key" = CAT-Seg's aggregator (LayerNorm'd guidance
+    # concatenated into query and key only); "residual" = the earlier design (added to the input).
+    image_guidance: Literal["query_key", "residual"] = "query_key"
 
 
 @dataclass(frozen=True)
 class ESCNetConfig:
+    """ESC-Net's configuration. The layout, chosen for the paper's cost (model.md, "The paper's
+    cost is part of the design": ESC-Net / a CAT-Seg equivalent from the same modules <= 1.10):
+
+    N = 2 ESC blocks (``num_blocks``), each: the pseudo prompts from the block's own map (block 1's
+    from a learned 1x1 head on block 0's refined correlation, ``prompt.map_head="learned"``),
+    the whole 2-layer two-way transformer of SAM's mask decoder (``sam.depth=2``: every
+    pretrained layer of the checkpoint, which the paper's ablation says is what makes the model
+    work), ONE Swin block (``fusion.swin_depth=1``; block 0 regular windows, block 1 shifted:
+    one CAT-Seg Swin pair over the two blocks) with the guidance in query and key, and the class
+    attention. Each ESC block thus replaces one CAT-Seg aggregator layer, spending the second
+    Swin block's cost on SAM.
+
+    Counted by ``escnet-info`` (torch's FlopCounterMode, 150 classes, one template, text encoder
+    included; vit-b16): decoder 472.1 GFLOPs vs the CAT-Seg equivalent's 402.8 (image encoder
+    111.8, text encoder 893.9 in both): single view 1477.8 vs 1408.5 GFLOPs = 1.049x, sliding
+    window (5 views) 3811.4 vs 3466.4 = 1.100x. Alternatives (decoder GFLOPs, single view /
+    sliding): N=2, 1-layer SAM, Swin pair: 499 (1.069 / 1.139); N=2, 2-layer SAM, Swin pair
+    (each block a full CAT-Seg layer + SAM): 570 (1.116 / 1.231); N=3, 1-layer SAM, one Swin:
+    537 (1.093 / 1.188); the earlier layout (N=4, Swin pairs, ``heavier_layout`` in presets): 991.
+    """
+
     preset: str
     clip: ClipConfig
     image_size: int = 384  # S; the grid is S / patch_size
@@ -84,7 +127,7 @@ class ESCNetConfig:
     corr_dim: int = 128  # cost-volume embedding width C
     corr_kernel: int = 7  # P -> C embedding conv
     templates: tuple[str, ...] = DEFAULT_TEMPLATES
-    num_blocks: int = 4  # decided: ESC blocks
+    num_blocks: int = 2  # decided: ESC blocks (the layout: see the class docstring)
     sam: SamConfig = field(default_factory=SamConfig)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)

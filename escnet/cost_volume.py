@@ -23,7 +23,7 @@ def correlation(dense: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
 class CorrelationEmbed(nn.Module):
     """P template channels -> C channels per class with a k x k conv.
 
-    corr (B, P, T, h, w) -> (B, C, T, h, w).
+    corr (B, P, T, h, w) -> (B, T, C, h, w).
     """
 
     def __init__(self, templates: int, dim: int, kernel: int) -> None:
@@ -34,4 +34,4 @@ class CorrelationEmbed(nn.Module):
         b, p, t, h, w = corr.shape
         x = corr.transpose(1, 2).reshape(b * t, p, h, w)  # (B*T, P, h, w)
         x = self.conv(x)
-        return x.reshape(b, t, -1, h, w).transpose(1, 2)  # (B, C, T, h, w)
+        return x.reshape(b, t, -1, h, w)  # (B, T, C, h, w)

@@ -53,7 +53,7 @@ class UpStage(nn.Module):
 class UpsamplingDecoder(nn.Module):
     """Two upsampling stages with the CLIP guidance maps, then a 3x3 head to one channel.
 
-    x (B, C, T, h, w), guid_a (B, Ga, 2h, 2w), guid_b (B, Gb, 4h, 4w) -> logits (B, T, 4h, 4w).
+    x (B, T, C, h, w), guid_a (B, Ga, 2h, 2w), guid_b (B, Gb, 4h, 4w) -> logits (B, T, 4h, 4w).
     The guidance maps are projected once per image and shared by every class.
     """
 
@@ -71,9 +71,9 @@ class UpsamplingDecoder(nn.Module):
         return self.proj_a(guid_a), self.proj_b(guid_b)
 
     def forward(self, x: torch.Tensor, guid_a: torch.Tensor, guid_b: torch.Tensor) -> torch.Tensor:
-        """x (B, C, Tc, h, w) and *projected* guidance -> (B, Tc, 4h, 4w)."""
-        b, c, t, h, w = x.shape
-        x = x.transpose(1, 2).reshape(b * t, c, h, w)  # (B*Tc, C, h, w)
+        """x (B, Tc, C, h, w) and *projected* guidance -> (B, Tc, 4h, 4w)."""
+        b, t, c, h, w = x.shape
+        x = x.reshape(b * t, c, h, w)  # (B*Tc, C, h, w)
         x = self.stage1(x, guid_a)  # (B*Tc, d0, 2h, 2w)
         x = self.stage2(x, guid_b)  # (B*Tc, d1, 4h, 4w)
         return self.head(x).reshape(b, t, 4 * h, 4 * w)

@@ -15,33 +15,37 @@ from .sam_prompt import SamPromptBlock
 class ESCBlock(nn.Module):
     """One refinement of the cost embedding (B, C, T, h, w), with its own weights.
 
-    Image side of SAM: the class's correlation embedding and the CLIP features, each
-    projected to SAM's width by a 1x1 conv, plus the dense prompt embedding and SAM's
-    positional encoding. Classes run as batch entries (B*T). The block is called in steps so
-    that classes can be processed in chunks: ``per_class`` and ``class_sums`` per chunk, then
-    ``class_attend`` per chunk with the sums over all classes (see ``ESCNet.decode``).
+    Image side of SAM: the CLIP features projected to SAM's width by a 1x1 conv and LayerNorm'd
+    per pixel (as SAM's image-encoder neck leaves its output: LayerNorm2d), optionally plus the
+    class's correlation embedding projected the same way (``sam.add_correlation``); SAM adds the
+    dense prompt embedding and its positional encoding. Classes run as batch entries (B*T).
+    The block is called in steps so that classes can be processed in chunks: ``per_class`` and
+    ``class_sums`` per chunk, then ``class_attend`` per chunk with the sums over all classes (see ``ESCNet.decode``).
     """
 
-    def __init__(self, config: ESCNetConfig) -> None:
+    def __init__(self, config: ESCNetConfig, index: int = 0) -> None:
         super().__init__()
         dim, sam_dim = config.corr_dim, config.sam.dim
-        self.corr_to_sam = nn.Conv2d(dim, sam_dim, kernel_size=1)
+        self.corr_to_sam = nn.Conv2d(dim, sam_dim, kernel_size=1) if config.sam.add_correlation else None
         self.clip_to_sam = nn.Conv2d(config.clip.embed_dim, sam_dim, kernel_size=1)
+        # SAM's neck ends in LayerNorm2d(eps=1e-6) over channels: on channels-last maps, nn.LayerNorm.
+        self.clip_norm = nn.LayerNorm(sam_dim, eps=1e-6) if config.sam.normalise_image else nn.Identity()
         self.sam = SamPromptBlock(config.sam, config.grid, config.image_size)
-        self.spatial = SpatialFusion(dim, sam_dim, config.fusion, config.grid)
+        self.spatial = SpatialFusion(dim, sam_dim, config.fusion, config.grid, first=index * config.fusion.swin_depth)
         self.classes = ClassAttention(dim, config.fusion.text_guidance_dim, config.fusion)
 
     def per_class(self, x: torch.Tensor, clip: torch.Tensor, points: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         """The per-class stages (SAM refinement, Swin fusion) for Tc classes, channels-last inside.
 
-        x (B, C, Tc, h, w) cost embedding; clip (B, D, h, w); points (B, Tc, K, 2);
-        masks (B, Tc, 1, 4h, 4w) -> y (B, Tc, C, h, w), the class attention's input.
+        x (B, Tc, C, h, w) cost embedding; clip (B, D, h, w); points (B, Tc, K, 2);
+        masks (B, Tc, 1, 4h, 4w) mask logits -> y (B, Tc, C, h, w), the class attention's input.
         """
-        b, c, tc, h, w = x.shape
-        xc = x.permute(0, 2, 3, 4, 1).reshape(b * tc, h, w, c)  # (B*Tc, h, w, C)
-        clip_sam = pointwise(self.clip_to_sam, clip.permute(0, 2, 3, 1))  # (B, h, w, S), once per image
-        # (B*Tc, h, w, S) -> (B, Tc, h, w, S) + the image's CLIP term broadcast over its classes
-        image = pointwise(self.corr_to_sam, xc).reshape(b, tc, h, w, -1) + clip_sam.unsqueeze(1)
+        b, tc, c, h, w = x.shape
+        xc = x.permute(0, 1, 3, 4, 2).reshape(b * tc, h, w, c)  # (B*Tc, h, w, C)
+        clip_sam = self.clip_norm(pointwise(self.clip_to_sam, clip.permute(0, 2, 3, 1)))  # (B, h, w, S), per image
+        image = clip_sam.unsqueeze(1).expand(b, tc, h, w, clip_sam.shape[-1])  # (B, Tc, h, w, S): shared by classes
+        if self.corr_to_sam is not None:  # + the class's own correlation: (B*Tc, h, w, S) -> (B, Tc, h, w, S)
+            image = image + pointwise(self.corr_to_sam, xc).reshape(b, tc, h, w, -1)
         refined = self.sam(
             image.reshape(b * tc, h, w, -1),
             points.reshape(b * tc, *points.shape[2:]),  # (B*Tc, K, 2)
@@ -63,11 +67,11 @@ class ESCBlock(nn.Module):
         """Class attention for Tc classes, given the sums over all classes (``class_sums`` added up).
 
         y (B, Tc, C, h, w), text (Tc, G), kv (B, h*w, H, d, d), k_sum (B, h*w, H, d)
-        -> the block's output x (B, C, Tc, h, w).
+        -> the block's output x (B, Tc, C, h, w).
         """
         b, tc, c, h, w = y.shape
         out = self.classes.attend(_tokens(y), text, kv.flatten(0, 1), k_sum.flatten(0, 1))  # (B*h*w, Tc, C)
-        return out.reshape(b, h, w, tc, c).permute(0, 4, 3, 1, 2)  # (B, C, Tc, h, w)
+        return out.reshape(b, h, w, tc, c).permute(0, 3, 4, 1, 2)  # (B, Tc, C, h, w)
 
 
 def _tokens(y: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """Parameter and FLOP counts per graph, with ``torch.utils.flop_counter``.
 
-FLOPs are counted as torch does (2 per multiply-accumulate). The sliding-window protocol
+FLOPs are counted as torch does (2 per multiply-accumulate), on a twin of the model built on
+the meta device (shapes only: the count is the same, and nothing is computed). The sliding-window protocol
 runs the image encoder and the decoder on 5 views (4 windows + 1 global); the text encoder
 runs once per vocabulary either way.
 """
@@ -46,22 +47,41 @@ def graph_costs(model: ESCNet, num_classes: int, batch: int = 1) -> list[GraphCo
     """Per-graph parameters and GFLOPs for one S x S view and ``num_classes`` classes."""
     cfg = model.config
     s = cfg.image_size
-    images = torch.zeros(batch, 3, s, s)
-    tokens = torch.zeros(num_classes * cfg.num_templates, cfg.clip.context_length, dtype=torch.long)
-    tokens[:, 0] = 49406  # start of text
-    tokens[:, 1] = 49407  # end of text: the pooled position
-    feats = model.encode_image(images)
-    text = torch.nn.functional.normalize(torch.randn(num_classes, cfg.num_templates, cfg.clip.embed_dim), dim=-1)
+    with torch.device("meta"):
+        twin = ESCNet(cfg).eval()
+        images = torch.zeros(batch, 3, s, s)
+        tokens = torch.zeros(num_classes * cfg.num_templates, cfg.clip.context_length, dtype=torch.long)
+        feats = twin.encode_image(images)
+        text = torch.zeros(num_classes, cfg.num_templates, cfg.clip.embed_dim)
     clip = model.clip
     image_modules = [clip.visual, model.guidance]
     text_modules = [clip.token_embedding, clip.transformer, clip.ln_final]
     decoder_modules = [model.corr_embed, model.text_guidance, model.blocks, model.decoder]
     text_params = _params(text_modules) + clip.positional_embedding.numel() + clip.text_projection.numel()
     return [
-        GraphCost("image_encoder", _params(image_modules), _count(lambda: model.encode_image(images))),
-        GraphCost("text_encoder", text_params, _count(lambda: model.encode_text(tokens))),
-        GraphCost("decoder", _params(decoder_modules), _count(lambda: model.decode(*feats, text))),
+        GraphCost("image_encoder", _params(image_modules), _count(lambda: twin.encode_image(images))),
+        GraphCost("text_encoder", text_params, _count(lambda: twin.encode_text(tokens))),
+        GraphCost("decoder", _params(decoder_modules), _count(lambda: twin.decode(*feats, text))),
     ]
+
+
+@torch.no_grad()
+def catseg_costs(model: ESCNet, costs: list[GraphCost], num_classes: int, batch: int = 1) -> list[GraphCost]:
+    """The CAT-Seg equivalent's per-graph costs (``catseg.CATSegDecoder``): ESC-Net's image and
+    text encoders (the same modules: ``costs``' rows), CAT-Seg's aggregator + decoder counted on
+    the same inputs (on the meta device: only its cost is used)."""
+    from .catseg import CATSegDecoder
+
+    cfg = model.config
+    g = cfg.grid
+    with torch.device("meta"):
+        dense = torch.zeros(batch, cfg.clip.embed_dim, g, g)
+        guid_a = torch.zeros(batch, cfg.guidance_dims[0], 2 * g, 2 * g)
+        guid_b = torch.zeros(batch, cfg.guidance_dims[1], 4 * g, 4 * g)
+        text = torch.zeros(num_classes, cfg.num_templates, cfg.clip.embed_dim)
+        decoder = CATSegDecoder(cfg).eval()
+    row = GraphCost("decoder", _params([decoder]), _count(lambda: decoder(dense, guid_a, guid_b, text)))
+    return [c for c in costs if c.graph != "decoder"] + [row]
 
 
 def total_gflops(costs: list[GraphCost], sliding_window: bool) -> float:

@@ -8,46 +8,70 @@ from torch import nn
 from torchvision.models.swin_transformer import SwinTransformerBlock
 
 from .config import FusionConfig
-from .layers import pointwise
+from .guided_swin import GuidedSwinBlock
 from .window_attention import grid_window_attention
 
 
 class SpatialFusion(nn.Module):
-    """Image guidance: SAM-refined features + a 1x1 embedding of the class's correlation,
-    fused into the correlation embedding, then a regular and a shifted Swin window block
-    (torchvision's ``SwinTransformerBlock``, its window attention laid out for the ``grid`` x
-    ``grid`` input ahead of time: ``GridWindowAttention``).
+    """The VLF's spatial half: CAT-Seg's Swin pair over the grid, per class, with image guidance.
+
+    Image guidance: a 1x1 conv over [SAM-refined features, 1x1 embedding of the correlation]
+    (computed as the sum of its two channel groups, no concatenation; the embedding and the
+    conv's share of it as one (C, C) map, the product of their weights). With
+    ``image_guidance="query_key"`` (CAT-Seg's aggregator) it is LayerNorm'd and joins query and
+    key of every Swin block (``GuidedSwinBlock``), values from the correlation alone; with
+    ``"residual"`` (the earlier design) it is added to the input of torchvision's
+    ``SwinTransformerBlock`` pair. Window attention laid out for the ``grid`` ahead of time.
 
     Channels-last: x (N, h, w, C) correlation embedding of one class, sam (N, h, w, S)
-    -> (N, h, w, C). The 1x1 convs run as matrix products over the channel axis, and the fusing
-    conv over [sam, embedded x] as the sum of its two channel groups (no concatenation).
+    -> (N, h, w, C).
     """
 
-    def __init__(self, dim: int, sam_dim: int, config: FusionConfig, grid: int) -> None:
+    def __init__(self, dim: int, sam_dim: int, config: FusionConfig, grid: int, first: int = 0) -> None:
+        """``first``: the index of this block's first Swin block among all the model's: shifted
+        and regular windows alternate across blocks too (one Swin block per ESC block still
+        gives CAT-Seg's regular/shifted pairs over two blocks)."""
         super().__init__()
         self.corr_embed = nn.Conv2d(dim, dim, kernel_size=1)
         self.fuse = nn.Conv2d(sam_dim + dim, dim, kernel_size=1)
-        window = [config.window, config.window]
-        self.swin = nn.Sequential(
-            *[
-                SwinTransformerBlock(
-                    dim,
-                    config.swin_heads,
-                    window_size=window,
-                    shift_size=[0, 0] if i % 2 == 0 else [config.shift, config.shift],
-                    mlp_ratio=config.mlp_ratio,
-                    attn_layer=grid_window_attention(grid),
-                )
-                for i in range(config.swin_depth)
-            ]
-        )
+        self.guided = config.image_guidance == "query_key"
+        shifts = [0 if (first + i) % 2 == 0 else config.shift for i in range(config.swin_depth)]
+        if self.guided:
+            self.guidance_norm = nn.LayerNorm(dim)
+            self.swin = nn.ModuleList(
+                GuidedSwinBlock(dim, dim, config.swin_heads, config.window, s, config.mlp_ratio, grid) for s in shifts
+            )
+        elif config.image_guidance == "residual":
+            window = [config.window, config.window]
+            self.swin = nn.Sequential(
+                *[
+                    SwinTransformerBlock(
+                        dim,
+                        config.swin_heads,
+                        window_size=window,
+                        shift_size=[s, s],
+                        mlp_ratio=config.mlp_ratio,
+                        attn_layer=grid_window_attention(grid),
+                    )
+                    for s in shifts
+                ]
+            )
+        else:
+            raise ValueError(f"fusion.image_guidance {config.image_guidance!r}: expected 'query_key' or 'residual'")
 
     def forward(self, x: torch.Tensor, sam: torch.Tensor) -> torch.Tensor:
         weight = self.fuse.weight.flatten(1)  # (C, S + C): the sam channels, then the embedded x's
         split = sam.shape[-1]
-        embedded = pointwise(self.corr_embed, x)  # (N, h, w, C)
-        guidance = F.linear(sam, weight[:, :split]) + F.linear(embedded, weight[:, split:], self.fuse.bias)
-        return self.swin(x + guidance)  # (N, h, w, C)
+        # fuse's x channels after corr_embed are one linear map of x: (C, C) @ (C, C), computed once
+        w_x, embed = weight[:, split:], self.corr_embed.weight.flatten(1)
+        bias = torch.mv(w_x, self.corr_embed.bias) + self.fuse.bias
+        guidance = F.linear(sam, weight[:, :split]) + F.linear(x, torch.matmul(w_x, embed), bias)  # (N, h, w, C)
+        if not self.guided:
+            return self.swin(x + guidance)  # (N, h, w, C)
+        guidance = self.guidance_norm(guidance)
+        for block in self.swin:
+            x = block(x, guidance)
+        return x  # (N, h, w, C)
 
 
 class ClassAttention(nn.Module):

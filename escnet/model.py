@@ -18,12 +18,29 @@ from .config import ESCNetConfig
 from .cost_volume import CorrelationEmbed, correlation
 from .decoder import UpsamplingDecoder
 from .esc_block import ESCBlock, upsample_masks
+from .prompt_map import PromptMap
 from .pseudo_prompts import PseudoPromptGenerator
 from .validation import check_class_names, check_images
 
 CLIP_MEAN: tuple[float, float, float] = tuple(open_clip.OPENAI_DATASET_MEAN)
 CLIP_STD: tuple[float, float, float] = tuple(open_clip.OPENAI_DATASET_STD)
 TEXT_BATCH = 256  # texts per text-encoder call in embed_classes
+
+
+class BlockInput(NamedTuple):
+    """What an ESC block takes per chunk of Tc classes (``decode_open``, ``decode_attend``)."""
+
+    state: torch.Tensor  # (B, Tc, C, h, w) correlation embedding entering the block
+    scores: torch.Tensor  # (B, Tc, h, w) the block's prompt scores (float32)
+    score_lse_part: torch.Tensor  # (B, h, w) log-sum-exp of the scores over these Tc classes
+
+
+class BlockOutput(NamedTuple):
+    """What an ESC block's per-class stages give per chunk of Tc classes (``decode_block``)."""
+
+    state: torch.Tensor  # (B, Tc, C, h, w) the class attention's input
+    kv_part: torch.Tensor  # (B, h*w, H, d, d) these classes' share of sum phi(k)^T v
+    k_sum_part: torch.Tensor  # (B, h*w, H, d) their share of sum phi(k)
 
 
 class ImageFeatures(NamedTuple):
@@ -68,7 +85,9 @@ class ESCNet(nn.Module):
         self.corr_embed = CorrelationEmbed(c.num_templates, c.corr_dim, c.corr_kernel)
         self.text_guidance = nn.Linear(c.clip.embed_dim, c.fusion.text_guidance_dim)
         self.prompts = PseudoPromptGenerator(c.prompt)
-        self.blocks = nn.ModuleList([ESCBlock(c) for _ in range(c.num_blocks)])
+        self.blocks = nn.ModuleList([ESCBlock(c, k) for k in range(c.num_blocks)])
+        # Block k + 1's prompt map reads block k's output (block 0 reads the CLIP cosine).
+        self.prompt_maps = nn.ModuleList([PromptMap(c.corr_dim, c.prompt) for _ in range(c.num_blocks - 1)])
         self.decoder = UpsamplingDecoder(c.corr_dim, c.guidance_dims, c.decoder_guidance_dims, c.decoder_dims)
         self.tokenizer = SimpleTokenizer(context_length=c.clip.context_length)
 
@@ -99,47 +118,26 @@ class ESCNet(nn.Module):
 
     # -- graph 3: prompt + decoder ----------------------------------------------------------
     # ``decode`` runs in steps that each take a chunk of classes; the only sums over classes
-    # (the prompt softmax's normaliser and each block's class-attention sums) pass between
-    # steps as small per-pixel tensors. The runtime runs the same steps as separate graphs.
+    # (each block's prompt-softmax normaliser and class-attention sums) pass between steps as
+    # small per-pixel tensors. The runtime runs the same steps as separate graphs, in the order
+    # open, block_0, attend_0, block_1, ..., block_{N-1}, close.
     def class_scores(self, dense: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """dense (B, D, h, w), text (Tc, P, D) -> correlation (B, P, Tc, h, w) and the prompt
-        generator's class scores (B, Tc, h, w): template-mean cosine times the temperature.
+        """dense (B, D, h, w), text (Tc, P, D) -> correlation (B, P, Tc, h, w) and block 0's
+        prompt scores (B, Tc, h, w): template-mean cosine times the temperature.
 
         Always float32, also under autocast: the pseudo prompts are discrete peaks of these
         scores, and fp16/bf16 rounding moves them (whole grid cells of error in the logits).
         """
-        if torch.is_autocast_enabled(dense.device.type):
+        if _autocast_on(dense):
             with _without_autocast(dense):
                 return self.class_scores(dense.float(), text.float())
         corr = correlation(dense, text)  # (B, P, Tc, h, w)
         return corr, corr.mean(dim=1) * self.config.prompt.temperature
 
-    def score_logsumexp(self, dense: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """log-sum-exp over these classes of the class scores: (B, h, w). Chunks combine by
-        log-sum-exp again; over all T it is the prompt softmax's normaliser."""
-        return torch.logsumexp(self.class_scores(dense, text)[1], dim=1)
-
-    def decode_open(
-        self, dense: torch.Tensor, text: torch.Tensor, score_lse: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Cost embedding, pseudo prompts and block 0's per-class stages for Tc classes.
-
-        dense (B, D, h, w), text (Tc, P, D), score_lse (B, h, w) over *all* classes ->
-        state (B, Tc, C, h, w), points (B, Tc, K, 2), masks (B, Tc, 1, 4h, 4w),
-        and block 0's class-attention shares kv (B, h*w, H, d, d), k_sum (B, h*w, H, d).
-        """
-        b, _, h, w = dense.shape
-        tc = text.shape[0]
+    def decode_open(self, dense: torch.Tensor, text: torch.Tensor) -> BlockInput:
+        """The cost embedding and block 0's prompt scores for Tc classes (text (Tc, P, D))."""
         corr, scores = self.class_scores(dense, text)
-        x = self.corr_embed(corr)  # (B, C, Tc, h, w)
-        with _without_autocast(dense):  # float32 scores in, float32 prompts out (see class_scores)
-            prob = torch.exp(scores - score_lse.unsqueeze(1))  # (B, Tc, h, w): softmax over all classes
-            p, m = self.prompts(prob.reshape(b * tc, h, w))  # (B*Tc, K, 2), (B*Tc, 1, h, w)
-        points = p.reshape(b, tc, *p.shape[1:])  # (B, Tc, K, 2)
-        masks = upsample_masks(m).reshape(b, tc, 1, 4 * h, 4 * w)  # (B, Tc, 1, 4h, 4w)
-        block = self.blocks[0]
-        state = block.per_class(x, dense, points, masks)
-        return state, points, masks, *block.class_sums(state, self._text_guidance(text))
+        return BlockInput(self.corr_embed(corr), scores, torch.logsumexp(scores, dim=1))
 
     def decode_block(
         self,
@@ -147,21 +145,31 @@ class ESCNet(nn.Module):
         state: torch.Tensor,
         dense: torch.Tensor,
         text: torch.Tensor,
-        points: torch.Tensor,
-        masks: torch.Tensor,
-        kv: torch.Tensor,
-        k_sum: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Block ``index - 1``'s class attention, then block ``index``'s per-class stages, for Tc classes.
-
-        state (B, Tc, C, h, w) from the previous step; kv, k_sum: block ``index - 1``'s sums
-        over all classes -> the new state and block ``index``'s shares of its sums.
-        """
-        text_g = self._text_guidance(text)
-        x = self.blocks[index - 1].class_attend(state, text_g, kv, k_sum)  # (B, C, Tc, h, w)
+        scores: torch.Tensor,
+        score_lse: torch.Tensor,
+    ) -> BlockOutput:
+        """Block ``index``'s pseudo prompts and per-class stages for Tc classes, and its shares of
+        the class-attention sums. state (B, Tc, C, h, w) the block's input, scores (B, Tc, h, w),
+        score_lse (B, h, w) the log-sum-exp of the scores over *all* classes."""
+        with _without_autocast(dense):  # float32 scores in, float32 prompts out (see class_scores)
+            b, tc, h, w = scores.shape
+            log_prob = scores.float() - score_lse.float().unsqueeze(1)  # (B, Tc, h, w): log-softmax, all classes
+            p, m = self.prompts(log_prob.reshape(b * tc, h, w))  # (B*Tc, K, 2), (B*Tc, 1, h, w)
+        points = p.reshape(b, tc, *p.shape[1:])  # (B, Tc, K, 2)
+        masks = upsample_masks(m).reshape(b, tc, 1, 4 * h, 4 * w)  # (B, Tc, 1, 4h, 4w)
         block = self.blocks[index]
-        state = block.per_class(x, dense, points, masks)
-        return state, *block.class_sums(state, text_g)
+        state = block.per_class(state, dense, points, masks)
+        return BlockOutput(state, *block.class_sums(state, self._text_guidance(text)))
+
+    def decode_attend(
+        self, index: int, state: torch.Tensor, text: torch.Tensor, kv: torch.Tensor, k_sum: torch.Tensor
+    ) -> BlockInput:
+        """Block ``index``'s class attention (kv, k_sum: its sums over all classes), then block
+        ``index + 1``'s prompt scores from the refined correlation, for Tc classes."""
+        x = self.blocks[index].class_attend(state, self._text_guidance(text), kv, k_sum)  # (B, Tc, C, h, w)
+        with _without_autocast(x):
+            scores = self.prompt_maps[index](x.float())  # (B, Tc, h, w)
+        return BlockInput(x, scores, torch.logsumexp(scores, dim=1))
 
     def decode_close(
         self,
@@ -173,7 +181,7 @@ class ESCNet(nn.Module):
         guidance_b: torch.Tensor,
     ) -> torch.Tensor:
         """The last block's class attention and the upsampling decoder -> logits (B, Tc, 4h, 4w)."""
-        x = self.blocks[-1].class_attend(state, self._text_guidance(text), kv, k_sum)  # (B, C, Tc, h, w)
+        x = self.blocks[-1].class_attend(state, self._text_guidance(text), kv, k_sum)  # (B, Tc, C, h, w)
         guid_a, guid_b = self.decoder.project_guidance(guidance_a, guidance_b)
         return self.decoder(x, guid_a, guid_b)
 
@@ -196,22 +204,19 @@ class ESCNet(nn.Module):
         by the chunk.
         """
         chunk = self.config.class_chunk if class_chunk == -1 else class_chunk
-        spans = class_spans(text.shape[0], chunk)
-        texts = [text[s:e] for s, e in spans]
-        lse = _logsumexp([self.score_logsumexp(dense, t) for t in texts])  # (B, h, w)
-        opened = [self.decode_open(dense, t, lse) for t in texts]
-        states = [o[0] for o in opened]
-        points, masks = [o[1] for o in opened], [o[2] for o in opened]
-        kv, k_sum = _sum([o[3] for o in opened]), _sum([o[4] for o in opened])
-        for index in range(1, len(self.blocks)):
-            steps = [
-                self.decode_block(index, st, dense, t, p, m, kv, k_sum)
-                for st, t, p, m in zip(states, texts, points, masks, strict=True)
+        texts = [text[s:e] for s, e in class_spans(text.shape[0], chunk)]
+        inputs = [self.decode_open(dense, t) for t in texts]
+        for index in range(len(self.blocks)):
+            lse = _logsumexp([i.score_lse_part for i in inputs])  # (B, h, w): over all classes
+            outs = [
+                self.decode_block(index, i.state, dense, t, i.scores, lse) for i, t in zip(inputs, texts, strict=True)
             ]
-            states = [s[0] for s in steps]
-            kv, k_sum = _sum([s[1] for s in steps]), _sum([s[2] for s in steps])
-        pairs = zip(states, texts, strict=True)
-        logits = [self.decode_close(st, t, kv, k_sum, guidance_a, guidance_b) for st, t in pairs]
+            kv, k_sum = _sum([o.kv_part for o in outs]), _sum([o.k_sum_part for o in outs])
+            if index + 1 < len(self.blocks):
+                inputs = [self.decode_attend(index, o.state, t, kv, k_sum) for o, t in zip(outs, texts, strict=True)]
+        logits = [
+            self.decode_close(o.state, t, kv, k_sum, guidance_a, guidance_b) for o, t in zip(outs, texts, strict=True)
+        ]
         return torch.cat(logits, dim=1) if len(logits) > 1 else logits[0]  # (B, T, 4h, 4w)
 
     def forward(self, images: torch.Tensor, class_names: list[str]) -> torch.Tensor:
@@ -236,8 +241,12 @@ class ESCNet(nn.Module):
 
 def _without_autocast(like: torch.Tensor) -> contextlib.AbstractContextManager[None]:
     """Autocast switched off on ``like``'s device where it is on; otherwise nothing (export, fp32)."""
-    device = like.device.type
-    return torch.autocast(device, enabled=False) if torch.is_autocast_enabled(device) else contextlib.nullcontext()
+    return torch.autocast(like.device.type, enabled=False) if _autocast_on(like) else contextlib.nullcontext()
+
+
+def _autocast_on(like: torch.Tensor) -> bool:
+    """Whether autocast is on for ``like``'s device (never for meta tensors: FLOP counting)."""
+    return like.device.type != "meta" and torch.is_autocast_enabled(like.device.type)
 
 
 def _sum(parts: list[torch.Tensor]) -> torch.Tensor:

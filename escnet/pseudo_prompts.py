@@ -27,13 +27,14 @@ def _take(coords: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 
 class PseudoPromptGenerator(nn.Module):
-    """Class probabilities -> positive points (one per k-means region) and a mask prompt.
+    """Class log-probabilities -> positive points (one per k-means region) and a mask prompt.
 
-    Input: prob (N, h, w), the class's probability at each pixel (softmax over classes).
-    Output: points (N, K, 2) normalised to [0, 1] as (x, y) pixel centres, and
-    mask (N, 1, h, w) = probability on the foreground (the union of the K regions), 0 elsewhere.
-    Foreground = prob > alpha. A class with no foreground, or a region left empty, falls back
-    to the class's arg-max pixel.
+    Input: log_prob (N, h, w), the log of the class's probability at each pixel (log-softmax
+    over all classes). Output: points (N, K, 2) normalised to [0, 1] as (x, y) pixel centres
+    (no gradient), and mask (N, 1, h, w): SAM's kind of mask input, logits: logit(p) with p
+    clamped to [eps, 1 - eps] (``mask_prob_eps``), positive exactly on the foreground when
+    alpha = 0.5 (the soft map, with gradient). Foreground = prob > alpha. A class with no foreground, or a region left
+    empty, falls back to the class's arg-max pixel.
     """
 
     def __init__(self, config: PromptConfig) -> None:
@@ -42,9 +43,16 @@ class PseudoPromptGenerator(nn.Module):
         self.regions = config.num_regions
         self.iters = config.kmeans_iters
         self.levels = float(config.rank_levels)
+        self.eps = config.mask_prob_eps
+
+    def forward(self, log_prob: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        prob = torch.exp(log_prob)  # (N, h, w)
+        p = torch.clamp(prob, self.eps, 1.0 - self.eps)
+        return self.points(prob), (torch.log(p) - torch.log(1.0 - p)).unsqueeze(1)  # logit(p)
 
     @torch.no_grad()
-    def forward(self, prob: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def points(self, prob: torch.Tensor) -> torch.Tensor:
+        """prob (N, h, w) -> points (N, K, 2) normalised (x, y) pixel centres."""
         n, h, w = prob.shape
         prob = prob.detach()
         p = prob.reshape(n, h * w)  # (N, h*w)
@@ -79,9 +87,7 @@ class PseudoPromptGenerator(nn.Module):
         peak = torch.where(count > 0, peak, best.expand_as(peak))
         points = _take(coords, peak)  # (N, K, 2) grid units
         scale = torch.tensor([w, h], dtype=p.dtype, device=p.device)
-        points = (points + 0.5) / scale  # normalised pixel centres
-        mask = (p * fg).reshape(n, 1, h, w)
-        return points, mask
+        return (points + 0.5) / scale  # normalised pixel centres
 
     @staticmethod
     def _assign(coords: torch.Tensor, center: torch.Tensor, fg: torch.Tensor, ks: torch.Tensor) -> torch.Tensor:

@@ -18,16 +18,22 @@ from .sam_attention import head_blocks, two_way_layer
 
 
 class SamPromptBlock(nn.Module):
-    """Prompts -> SAM-refined image features for one ESC block.
+    """Prompts -> SAM-refined image features for one ESC block, fed as SAM's mask decoder feeds
+    its two-way transformer: the IoU token and mask tokens (``iou_token``, ``mask_tokens``, from
+    the checkpoint's ``mask_decoder.*``) ahead of the sparse prompt tokens, the mask prompt as
+    logits, the image embedding plus the dense prompt embedding, SAM's positional encoding.
 
-    image (N, h, w, dim) channels-last, points (N, K, 2) normalised (x, y), mask (N, 1, 4h, 4w)
-    -> refined image features (N, h, w, dim). Channels-last throughout: the image tokens are
-    never transposed.
+    image (N, h, w, dim) channels-last, points (N, K, 2) normalised (x, y), mask logits
+    (N, 1, 4h, 4w) -> refined image features (N, h, w, dim). Channels-last throughout: the image
+    tokens are never transposed.
     """
 
     def __init__(self, config: SamConfig, grid: int, image_size: int) -> None:
         super().__init__()
         self.grid = grid
+        # SAM's MaskDecoder names: loaded from mask_decoder.iou_token / mask_decoder.mask_tokens.
+        self.iou_token = nn.Embedding(1, config.dim) if config.output_tokens else None
+        self.mask_tokens = nn.Embedding(config.num_mask_tokens, config.dim) if config.output_tokens else None
         self.prompt_encoder = PromptEncoder(
             embed_dim=config.dim,
             image_embedding_size=(grid, grid),
@@ -86,10 +92,19 @@ class SamPromptBlock(nn.Module):
             x = layer(x)  # (N, mask_in_chans, h, w) after the last one
         return pointwise(last, x.permute(0, 2, 3, 1))
 
+    def tokens(self, points: torch.Tensor) -> torch.Tensor:
+        """points (N, K, 2) -> SAM's decoder tokens (N, 1 + M + K + 1, dim): IoU token, M mask
+        tokens, the K point tokens and the pad point (``MaskDecoder.predict_masks``' order)."""
+        sparse = self.sparse_embeddings(points)
+        if self.iou_token is None or self.mask_tokens is None:
+            return sparse
+        out = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)  # (1 + M, dim)
+        return torch.cat([out.unsqueeze(0).expand(points.shape[0], -1, -1), sparse], dim=1)
+
     def forward(self, image: torch.Tensor, points: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """image (N, h, w, dim) channels-last, points (N, K, 2), mask (N, 1, 4h, 4w) -> (N, h, w, dim)."""
         n, h, w, c = image.shape
-        sparse = self.sparse_embeddings(points)
+        sparse = self.tokens(points)
         pe = self.prompt_encoder.pe_layer((h, w))  # (dim, h, w)
         # TwoWayTransformer.forward without its final token-to-image attention, which only
         # updates the point tokens (unused here): the image side is the keys after the layers.

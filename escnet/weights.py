@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import open_clip
+from torch import nn
 
 from .errors import CheckpointError
 from .model import ESCNet
@@ -17,6 +18,7 @@ log = logging.getLogger("escnet")
 _OPENAI_EXTRAS = ("input_resolution", "context_length", "vocab_size")
 SAM_PROMPT_PREFIX = "prompt_encoder."
 SAM_TRANSFORMER_PREFIX = "mask_decoder.transformer."
+SAM_TOKENS = ("iou_token", "mask_tokens")  # MaskDecoder's output tokens, under "mask_decoder."
 
 
 def resolve_clip_weights(source: str | Path, model_name: str) -> Path:
@@ -55,9 +57,10 @@ def load_clip_weights(model: ESCNet, source: str | Path) -> None:
 
 
 def load_sam_weights(model: ESCNet, source: str | Path) -> None:
-    """Load each ESC block's prompt encoder and two-way transformer from a SAM checkpoint
-    (the official ``sam_vit_b_01ec64.pth`` layout: ``prompt_encoder.*``,
-    ``mask_decoder.transformer.*``). Other SAM keys (image encoder, mask heads) are not used."""
+    """Load each ESC block's prompt encoder, two-way transformer and output tokens from a SAM
+    checkpoint (the official ``sam_vit_b_01ec64.pth`` layout: ``prompt_encoder.*``,
+    ``mask_decoder.transformer.*``, ``mask_decoder.iou_token`` / ``mask_tokens``). Other SAM
+    keys (image encoder, mask heads) are not used."""
     path = Path(source)
     state = read_state_dict(path)
     prompt = {k[len(SAM_PROMPT_PREFIX) :]: v for k, v in state.items() if k.startswith(SAM_PROMPT_PREFIX)}
@@ -69,9 +72,17 @@ def load_sam_weights(model: ESCNet, source: str | Path) -> None:
             f"SAM weights {path}: no '{SAM_PROMPT_PREFIX}*' or '{SAM_TRANSFORMER_PREFIX}*' keys; "
             "expected the official SAM checkpoint layout (e.g. sam_vit_b_01ec64.pth)"
         )
+    tokens = {
+        f"{name}.weight": state[f"mask_decoder.{name}.weight"]
+        for name in SAM_TOKENS
+        if f"mask_decoder.{name}.weight" in state
+    }
     for block in model.blocks:
         load_strict(block.sam.prompt_encoder, prompt, f"SAM prompt encoder in {path}")
         load_strict(block.sam.transformer, transformer, f"SAM mask-decoder transformer in {path}")
+        if block.sam.iou_token is not None and block.sam.mask_tokens is not None:
+            own = nn.ModuleDict({"iou_token": block.sam.iou_token, "mask_tokens": block.sam.mask_tokens})
+            load_strict(own, tokens, f"SAM mask-decoder tokens (mask_decoder.iou_token / mask_tokens) in {path}")
     log.info(
         "escnet: loaded SAM prompt encoder and two-way transformer into %d blocks from %s", len(model.blocks), path
     )

@@ -73,7 +73,7 @@ def graph_parity(
     rows.append(compare(END_TO_END, LOGITS, ref_logits, logits, LOGITS_TOLERANCE))
     if steps:
         features = dict(zip(specs[IMAGE_ENCODER].output_names, outputs[IMAGE_ENCODER], strict=True))
-        chunked = ChunkedDecoder(SessionRunner(sessions, specs), steps)(features, text_ort, PARITY_CHUNK)
+        chunked = ChunkedDecoder(SessionRunner(sessions, specs), steps, specs)(features, text_ort, PARITY_CHUNK)
         rows.append(compare(CHUNKED_END_TO_END, LOGITS, ref_logits, chunked, LOGITS_TOLERANCE))
     return rows
 

@@ -41,8 +41,9 @@ DECISION_OPS = {"ArgMax", "ArgMin", "TopK", "Round", "Floor", "Ceil"} | {
     "Equal",
 }
 SHAPE_ONLY = {"Shape", "Size"}
-# Graph outputs that the next step graph turns into decisions (the prompt softmax's normaliser).
-DECISION_OUTPUTS = {C.SCORE_LSE}
+# Graph outputs that the next step graph turns into decisions: every block's prompt scores and
+# their log-sum-exp (the prompt softmax's normaliser), so every node upstream of them stays fp32.
+DECISION_OUTPUTS = {C.SCORES_OUT, C.SCORE_LSE_PART}
 # Ops that finish a normalisation started by a pinned node (x / sqrt(mean(x^2) + eps), x / max(|x|, eps)).
 NORMALISATION_TAIL = {"Add", "Sqrt", "Div", "Reciprocal", "Clip", "Max", "Expand", "Mul"}
 TAIL_HOPS = 3

@@ -3,8 +3,8 @@
 Each wrapper's positional inputs and outputs follow the contract's order
 (``escnet_runtime.contract.graph_specs``); names are attached by the exporter from the same specs.
 The decoder runs all classes at once (``class_chunk=None``): no Python loop over classes, so
-the class axis T stays symbolic in the exported graph. The decoder's steps (``decoder_scores``,
-``decoder_open``, ``decoder_block_i``, ``decoder_close``) wrap ``ESCNet``'s own step methods,
+the class axis T stays symbolic in the exported graph. The decoder's steps (``decoder_open``,
+``decoder_block_k``, ``decoder_attend_k``, ``decoder_close``) wrap ``ESCNet``'s own step methods,
 the ones its chunked ``decode`` runs, so a runtime that chains them over chunks of classes
 computes what PyTorch computes.
 """
@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from escnet_runtime.contract import (
     DECODER,
+    DECODER_ATTEND,
     DECODER_BLOCK,
     DECODER_CLOSE,
     DECODER_OPEN,
-    DECODER_SCORES,
     IMAGE_ENCODER,
     TEXT_ENCODER,
     ModelDims,
@@ -64,32 +64,19 @@ class DecoderGraph(nn.Module):
         return self.model.decode(dense, guidance_a, guidance_b, class_embeddings, class_chunk=None)
 
 
-class ScoresStep(nn.Module):
-    """dense, class embeddings (Tc, P, D) -> log-sum-exp over these classes of the prompt scores (B, g, g)."""
-
-    def __init__(self, model: ESCNet) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, dense: torch.Tensor, class_embeddings: torch.Tensor) -> torch.Tensor:
-        return self.model.score_logsumexp(dense, class_embeddings)
-
-
 class OpenStep(nn.Module):
-    """Cost embedding, pseudo prompts, block 0's per-class stages and its class-attention shares."""
+    """Cost embedding and block 0's prompt scores for a chunk: ``ESCNet.decode_open``."""
 
     def __init__(self, model: ESCNet) -> None:
         super().__init__()
         self.model = model
 
-    def forward(
-        self, dense: torch.Tensor, class_embeddings: torch.Tensor, score_lse: torch.Tensor
-    ) -> tuple[torch.Tensor, ...]:
-        return self.model.decode_open(dense, class_embeddings, score_lse)
+    def forward(self, dense: torch.Tensor, class_embeddings: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.model.decode_open(dense, class_embeddings))
 
 
 class BlockStep(nn.Module):
-    """Block ``index - 1``'s class attention, block ``index``'s per-class stages and its shares."""
+    """Block ``index``'s prompts, per-class stages and class-attention shares: ``ESCNet.decode_block``."""
 
     def __init__(self, model: ESCNet, index: int) -> None:
         super().__init__()
@@ -101,12 +88,24 @@ class BlockStep(nn.Module):
         state: torch.Tensor,
         dense: torch.Tensor,
         class_embeddings: torch.Tensor,
-        points: torch.Tensor,
-        masks: torch.Tensor,
-        kv: torch.Tensor,
-        k_sum: torch.Tensor,
+        scores: torch.Tensor,
+        score_lse: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
-        return self.model.decode_block(self.index, state, dense, class_embeddings, points, masks, kv, k_sum)
+        return tuple(self.model.decode_block(self.index, state, dense, class_embeddings, scores, score_lse))
+
+
+class AttendStep(nn.Module):
+    """Block ``index``'s class attention and block ``index + 1``'s prompt scores: ``ESCNet.decode_attend``."""
+
+    def __init__(self, model: ESCNet, index: int) -> None:
+        super().__init__()
+        self.model = model
+        self.index = index
+
+    def forward(
+        self, state: torch.Tensor, class_embeddings: torch.Tensor, kv: torch.Tensor, k_sum: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        return tuple(self.model.decode_attend(self.index, state, class_embeddings, kv, k_sum))
 
 
 class CloseStep(nn.Module):
@@ -134,9 +133,9 @@ def graph_modules(model: ESCNet) -> dict[str, nn.Module]:
         IMAGE_ENCODER: ImageEncoderGraph(model),
         TEXT_ENCODER: TextEncoderGraph(model),
         DECODER: DecoderGraph(model),
-        DECODER_SCORES: ScoresStep(model),
         DECODER_OPEN: OpenStep(model),
-        **{DECODER_BLOCK.format(i): BlockStep(model, i) for i in range(1, model.config.num_blocks)},
+        **{DECODER_BLOCK.format(i): BlockStep(model, i) for i in range(model.config.num_blocks)},
+        **{DECODER_ATTEND.format(i): AttendStep(model, i) for i in range(model.config.num_blocks - 1)},
         DECODER_CLOSE: CloseStep(model),
     }
     return {name: m.eval() for name, m in modules.items()}
@@ -194,11 +193,13 @@ def decoder_step_inputs(
 ) -> dict[str, tuple[torch.Tensor, ...]]:
     """Positional inputs of each decoder step, from PyTorch running the steps over all classes
     as one chunk (so each step sees what it sees in a real run)."""
-    lse = model.score_logsumexp(dense, text)
-    state, points, masks, kv, k_sum = model.decode_open(dense, text, lse)
-    inputs: dict[str, tuple[torch.Tensor, ...]] = {DECODER_SCORES: (dense, text), DECODER_OPEN: (dense, text, lse)}
-    for i in range(1, model.config.num_blocks):
-        inputs[DECODER_BLOCK.format(i)] = (state, dense, text, points, masks, kv, k_sum)
-        state, kv, k_sum = model.decode_block(i, state, dense, text, points, masks, kv, k_sum)
-    inputs[DECODER_CLOSE] = (state, text, kv, k_sum, guidance_a, guidance_b)
+    inputs: dict[str, tuple[torch.Tensor, ...]] = {DECODER_OPEN: (dense, text)}
+    block_in = model.decode_open(dense, text)  # one chunk: its log-sum-exp part is over all classes
+    for k in range(model.config.num_blocks):
+        inputs[DECODER_BLOCK.format(k)] = (block_in.state, dense, text, block_in.scores, block_in.score_lse_part)
+        out = model.decode_block(k, block_in.state, dense, text, block_in.scores, block_in.score_lse_part)
+        if k + 1 < model.config.num_blocks:
+            inputs[DECODER_ATTEND.format(k)] = (out.state, text, out.kv_part, out.k_sum_part)
+            block_in = model.decode_attend(k, out.state, text, out.kv_part, out.k_sum_part)
+    inputs[DECODER_CLOSE] = (out.state, text, out.kv_part, out.k_sum_part, guidance_a, guidance_b)
     return inputs

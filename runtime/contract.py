@@ -18,9 +18,9 @@ BATCH, TEXTS, CLASSES = "batch", "texts", "classes"  # dynamic axis names
 IMAGE_ENCODER, TEXT_ENCODER, DECODER = "image_encoder", "text_encoder", "decoder"
 GRAPH_NAMES: tuple[str, ...] = (IMAGE_ENCODER, TEXT_ENCODER, DECODER)
 # The decoder again, as steps over a chunk of classes each (bounded memory for any T):
-# scores -> open -> block_1 .. block_{N-1} -> close; see ``decoder_stage_names``.
-DECODER_SCORES, DECODER_OPEN, DECODER_CLOSE = "decoder_scores", "decoder_open", "decoder_close"
-DECODER_BLOCK = "decoder_block_{}"
+# open -> block_0 -> attend_0 -> block_1 -> ... -> block_{N-1} -> close; see ``decoder_stage_names``.
+DECODER_OPEN, DECODER_CLOSE = "decoder_open", "decoder_close"
+DECODER_BLOCK, DECODER_ATTEND = "decoder_block_{}", "decoder_attend_{}"
 # Classes per decoder call that escnet-export recommends in the manifest (runtime fallback too).
 # vit-b16 on ONNX Runtime CPU (2 cores), 150 classes: chunks of 64 / 32 / 16 took 9.2 / 9.4 / 9.5 s
 # per image and 2.2 / 1.5 / 1.2 GB peak RSS; all classes at once (one call) 11.2 s and 5.0 GB.
@@ -31,13 +31,22 @@ IMAGE = "image"
 DENSE, GUIDANCE_A, GUIDANCE_B = "dense_features", "guidance_a", "guidance_b"
 TOKEN_IDS, TEXT_EMBEDDINGS = "token_ids", "text_embeddings"
 CLASS_EMBEDDINGS, LOGITS = "class_embeddings", "logits"
-# Between the decoder's steps: the prompt softmax's normaliser, per-class state, pseudo prompts,
-# and the class attention's sums over classes (inputs: over all classes; *_part: this chunk's share).
-SCORE_LSE = "score_logsumexp"
+# Between the decoder's steps: per-class state and prompt scores (X_OUT of one step is X of the
+# next, per chunk), and the per-pixel sums over classes (X_PART: this chunk's share, X: over all).
 STATE, STATE_OUT = "class_state", "class_state_out"
-POINTS, MASKS = "prompt_points", "prompt_masks"
+SCORES, SCORES_OUT = "prompt_scores", "prompt_scores_out"
+SCORE_LSE, SCORE_LSE_PART = "score_logsumexp", "score_logsumexp_part"
 KV, K_SUM = "attention_kv", "attention_k_sum"
 KV_PART, K_SUM_PART = "attention_kv_part", "attention_k_sum_part"
+# How a chunked caller combines step outputs over chunks (see ``runtime/chunked_decoder.py``):
+# a carried output becomes the same chunk's input of the next step that reads it; a part is
+# combined over all chunks into the shared input: "logsumexp" (log of the sum of exps) or "sum".
+CARRIED: dict[str, str] = {STATE_OUT: STATE, SCORES_OUT: SCORES}
+PARTS: dict[str, tuple[str, str]] = {
+    SCORE_LSE_PART: (SCORE_LSE, "logsumexp"),
+    KV_PART: (KV, "sum"),
+    K_SUM_PART: (K_SUM, "sum"),
+}
 
 # How a chunked caller combines step outputs over chunks (``runtime/chunked_decoder.py``, the C++
 # runtime, the baked graph): a carried output becomes the same chunk's input of the next step;
@@ -152,9 +161,13 @@ def graph_specs(d: ModelDims) -> dict[str, GraphSpec]:
 
 
 def decoder_stage_names(num_blocks: int) -> tuple[str, ...]:
-    """The decoder's steps in the order they run."""
-    blocks = tuple(DECODER_BLOCK.format(i) for i in range(1, num_blocks))
-    return (DECODER_SCORES, DECODER_OPEN, *blocks, DECODER_CLOSE)
+    """The decoder's steps in the order they run: open, block_0, attend_0, ..., block_{N-1}, close."""
+    names = [DECODER_OPEN]
+    for k in range(num_blocks):
+        names.append(DECODER_BLOCK.format(k))
+        if k + 1 < num_blocks:
+            names.append(DECODER_ATTEND.format(k))
+    return (*names, DECODER_CLOSE)
 
 
 def decoder_stage_specs(
@@ -162,31 +175,38 @@ def decoder_stage_specs(
 ) -> dict[str, GraphSpec]:
     """The decoder as steps over a chunk of classes ("classes" is the chunk's size here).
 
-    Only two things couple classes: the prompt softmax (its log-sum-exp normaliser over all
-    classes, ``SCORE_LSE``) and each block's linear class attention (its sums over all classes,
-    ``KV`` and ``K_SUM``). A caller runs ``decoder_scores`` on every chunk and combines the
-    results by log-sum-exp; runs ``decoder_open`` on every chunk and adds up the ``*_part``
-    outputs; then each ``decoder_block_i`` the same way; then ``decoder_close`` per chunk.
+    Every ESC block k softmaxes its prompt scores over ALL classes and its class attention
+    sums over ALL classes, so a block is two steps around those sums:
+    - ``decoder_open``: cost embedding and block 0's prompt scores (+ their log-sum-exp part);
+    - ``decoder_block_k``: given the scores' log-sum-exp over all classes: block k's pseudo
+      prompts, SAM block and Swin fusion (new state) and its class-attention sum parts;
+    - ``decoder_attend_k``: given block k's sums over all classes: its class attention, then
+      block k+1's prompt scores from the refined state (+ their log-sum-exp part);
+    - ``decoder_close``: the last block's class attention and the upsampling decoder.
+    ``CARRIED`` and ``PARTS`` say how outputs become the next step's inputs.
     """
     g, c = d.grid, d.state_dim
     head = c // d.class_heads
-    lse = TensorSpec(SCORE_LSE, "float32", (BATCH, g, g))
     state = TensorSpec(STATE, "float32", (BATCH, CLASSES, c, g, g))
     state_out = TensorSpec(STATE_OUT, "float32", (BATCH, CLASSES, c, g, g))
-    points = TensorSpec(POINTS, "float32", (BATCH, CLASSES, d.prompt_points, 2))
-    masks = TensorSpec(MASKS, "float32", (BATCH, CLASSES, 1, 4 * g, 4 * g))
+    scores = TensorSpec(SCORES, "float32", (BATCH, CLASSES, g, g))
+    scores_out = TensorSpec(SCORES_OUT, "float32", (BATCH, CLASSES, g, g))
+    lse, lse_part = (
+        TensorSpec(SCORE_LSE, "float32", (BATCH, g, g)),
+        TensorSpec(SCORE_LSE_PART, "float32", (BATCH, g, g)),
+    )
     kv_shape, k_shape = (BATCH, g * g, d.class_heads, head, head), (BATCH, g * g, d.class_heads, head)
     kv, k_sum = TensorSpec(KV, "float32", kv_shape), TensorSpec(K_SUM, "float32", k_shape)
     kv_part, k_part = TensorSpec(KV_PART, "float32", kv_shape), TensorSpec(K_SUM_PART, "float32", k_shape)
-    specs = [
-        GraphSpec(DECODER_SCORES, (dense, classes), (lse,)),
-        GraphSpec(DECODER_OPEN, (dense, classes, lse), (state_out, points, masks, kv_part, k_part)),
-        *(
-            GraphSpec(name, (state, dense, classes, points, masks, kv, k_sum), (state_out, kv_part, k_part))
-            for name in decoder_stage_names(d.num_blocks)[2:-1]
-        ),
-        GraphSpec(DECODER_CLOSE, (state, classes, kv, k_sum, guid_a, guid_b), (logits,)),
-    ]
+    opened = (state_out, scores_out, lse_part)
+    specs = [GraphSpec(DECODER_OPEN, (dense, classes), opened)]
+    for k in range(d.num_blocks):
+        specs.append(
+            GraphSpec(DECODER_BLOCK.format(k), (state, dense, classes, scores, lse), (state_out, kv_part, k_part))
+        )
+        if k + 1 < d.num_blocks:
+            specs.append(GraphSpec(DECODER_ATTEND.format(k), (state, classes, kv, k_sum), opened))
+    specs.append(GraphSpec(DECODER_CLOSE, (state, classes, kv, k_sum, guid_a, guid_b), (logits,)))
     return {s.name: s for s in specs}
 
 

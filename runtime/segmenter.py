@@ -101,7 +101,9 @@ class Segmenter:
         directory = (Path(cache_dir) if cache_dir else default_cache_dir()) if disk_cache else None
         self.cache = TextEmbeddingCache(directory, dim=dim)
         self.text = TextEncoder(self.backend, self.tokenizer, self.manifest.templates, identity, self.cache)
-        self._chunked = ChunkedDecoder(self.backend, steps) if self.class_chunk is not None else None
+        self._chunked = (
+            ChunkedDecoder(self.backend, steps, self.manifest.graphs) if self.class_chunk is not None else None
+        )
         self.class_names: tuple[str, ...] = ()
         self._embeddings: np.ndarray | None = None  # (T, P, D) float32
         self._device_embeddings: Any = None

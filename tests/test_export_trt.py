@@ -172,11 +172,19 @@ def test_exported_prompt_path_is_pinned_and_the_blocks_are_not(tmp_path_factory:
     def pinned(graph: str) -> list:
         return [p for p in fp32_nodes(onnx.load(str(folder / f"{graph}.onnx"))) if "feeds" in p.reason]
 
-    scores, opened = pinned("decoder_scores"), pinned("decoder_open")
-    assert any(p.op_type == "MatMul" for p in scores)  # the correlation of the prompt scores
-    assert any(p.op_type == "MatMul" for p in opened) and any(p.op_type == "Exp" for p in opened)
-    assert pinned("decoder_block_1") == [] and pinned("decoder_close") == []
-    assert len(opened) < len(onnx.load(str(folder / "decoder_open.onnx")).graph.node) / 2
+    # Every block's prompts: block 0's scores come from the correlation (decoder_open), block 1's
+    # from block 0's class attention and prompt map (decoder_attend_0): all upstream of them fp32.
+    opened, attend = pinned("decoder_open"), pinned("decoder_attend_0")
+    assert any(p.op_type == "MatMul" for p in opened)  # the correlation of the prompt scores
+    assert any(p.op_type == "MatMul" for p in attend) and any(p.op_type == "ReduceLogSumExp" for p in attend)
+    assert len(attend) > len(onnx.load(str(folder / "decoder_attend_0.onnx")).graph.node) / 2
+    for block in ("decoder_block_0", "decoder_block_1"):  # inside a block only the prompt softmax is
+        nodes = pinned(block)
+        assert (
+            any(p.op_type == "Exp" for p in nodes)
+            and len(nodes) < len(onnx.load(str(folder / f"{block}.onnx")).graph.node) / 4
+        )
+    assert pinned("decoder_close") == []
 
 
 @dataclass(frozen=True)

@@ -138,13 +138,29 @@ def test_prompts_stay_float32_under_autocast(tiny_model, tiny_images):
     with torch.no_grad():
         text = tiny_model.embed_classes(names)
         dense = tiny_model.encode_image(tiny_images).dense
-        lse = tiny_model.score_logsumexp(dense, text)
-        _, points, masks, _, _ = tiny_model.decode_open(dense, text, lse)
+        opened = tiny_model.decode_open(dense, text)
+        log_prob = (opened.scores - opened.score_lse_part.unsqueeze(1)).flatten(0, 1)
+        points, masks = tiny_model.prompts(log_prob)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             corr, scores = tiny_model.class_scores(dense, text)
-            lse_ac = tiny_model.score_logsumexp(dense, text)
-            _, points_ac, masks_ac, _, _ = tiny_model.decode_open(dense, text, lse_ac)
-    assert corr.dtype == scores.dtype == lse_ac.dtype == torch.float32
-    torch.testing.assert_close(lse_ac, lse)
+            opened_ac = tiny_model.decode_open(dense, text)
+            log_prob_ac = (opened_ac.scores - opened_ac.score_lse_part.unsqueeze(1)).flatten(0, 1)
+            points_ac, masks_ac = tiny_model.prompts(log_prob_ac)
+    assert corr.dtype == scores.dtype == opened_ac.score_lse_part.dtype == torch.float32
+    torch.testing.assert_close(opened_ac.score_lse_part, opened.score_lse_part)
     torch.testing.assert_close(points_ac, points, rtol=0, atol=0)
     torch.testing.assert_close(masks_ac.float(), masks, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(("classes", "chunks"), [(1, (1,)), (3, (1, 2)), (300, (64, 7))])
+def test_chunked_decode_equals_all_classes_at_once(tiny_model, classes, chunks):
+    """Every block's prompt softmax and class attention sum over ALL classes: chunks combine their
+    shares (log-sum-exp, sums), so any chunk size gives the logits of all classes at once."""
+    g = torch.Generator().manual_seed(classes)
+    text = torch.nn.functional.normalize(torch.randn(classes, 1, 32, generator=g), dim=-1)
+    with torch.no_grad():
+        feats = tiny_model.encode_image(torch.randn(2, 3, 128, 128, generator=g))
+        whole = tiny_model.decode(*feats, text, class_chunk=None)
+        for chunk in chunks:
+            # float summation order alone leaves ~1e-5 (300 random classes, logits up to ~1.6)
+            torch.testing.assert_close(tiny_model.decode(*feats, text, class_chunk=chunk), whole, rtol=1e-5, atol=1e-5)

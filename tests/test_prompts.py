@@ -21,32 +21,33 @@ def test_points_land_in_each_of_two_separated_blobs():
     a, b = _blob(h, w, 5, 5, 3), _blob(h, w, 18, 17, 3)
     prob = (0.9 * a + 0.8 * b + 0.05).clamp(max=1.0)[None]  # (1, h, w)
     gen = PseudoPromptGenerator(PromptConfig(num_regions=5, kmeans_iters=10))
-    points, mask = gen(prob)
+    points, mask = gen(prob.log())
     assert points.shape == (1, 5, 2) and mask.shape == (1, 1, h, w)
     row, col = _to_grid(points[0], h, w)
     inside_a = a[row, col].bool()
     inside_b = b[row, col].bool()
     assert bool((inside_a | inside_b).all()), "every point must lie on the foreground"
     assert inside_a.any() and inside_b.any(), "both blobs must get a point"
-    # mask prompt: probability on the foreground only
-    torch.testing.assert_close(mask[0, 0], prob[0] * ((a + b) > 0).float())
+    # mask prompt: SAM's mask input is logits: logit(p), clipped, positive on the foreground only
+    torch.testing.assert_close(mask[0, 0], torch.logit(prob[0], eps=0.01), rtol=0, atol=1e-5)
+    assert torch.equal(mask[0, 0] > 0, (a + b) > 0)
 
 
 def test_empty_class_falls_back_to_argmax_pixel():
     h = w = 16
     prob = torch.full((1, h, w), 0.1)
     prob[0, 3, 11] = 0.4  # below alpha: no foreground, but the class's best pixel
-    points, mask = PseudoPromptGenerator(PromptConfig())(prob)
+    points, mask = PseudoPromptGenerator(PromptConfig())(prob.log())
     row, col = _to_grid(points[0], h, w)
     assert row.tolist() == [3] * 5 and col.tolist() == [11] * 5
-    assert mask.abs().sum() == 0
+    assert bool((mask < 0).all())  # no foreground: negative logits everywhere
 
 
 def test_fewer_foreground_pixels_than_regions():
     prob = torch.zeros(1, 8, 8)
     prob[0, 2, 2] = 0.9
     prob[0, 6, 5] = 0.7
-    points, _ = PseudoPromptGenerator(PromptConfig(num_regions=5))(prob)
+    points = PseudoPromptGenerator(PromptConfig(num_regions=5)).points(prob)
     row, col = _to_grid(points[0], 8, 8)
     assert set(zip(row.tolist(), col.tolist(), strict=True)) == {(2, 2), (6, 5)}
 
@@ -55,10 +56,10 @@ def test_same_input_same_prompts_and_batch_independent():
     g = torch.Generator().manual_seed(0)
     prob = torch.rand(6, 12, 12, generator=g)
     gen = PseudoPromptGenerator(PromptConfig())
-    p1, m1 = gen(prob)
-    p2, m2 = gen(prob.clone())
+    p1, m1 = gen(prob.log())
+    p2, m2 = gen(prob.clone().log())
     assert torch.equal(p1, p2) and torch.equal(m1, m2)
-    p3, _ = gen(prob[2:3])
+    p3, _ = gen(prob[2:3].log())
     assert torch.equal(p3[0], p1[2])
 
 
@@ -73,13 +74,12 @@ def test_rounding_noise_does_not_move_the_points():
     prob = torch.where(torch.rand(h, w, generator=g) < 0.5, torch.tensor(1.0), below_one) * blob
     prob = (prob + 0.2 * torch.rand(h, w, generator=g) * (1 - blob))[None]  # (1, h, w)
     flipped = torch.where(prob == 1.0, below_one, torch.where(prob == below_one, torch.tensor(1.0), prob))
-    points, _ = gen(prob)
-    points_flipped, _ = gen(flipped)
+    points, points_flipped = gen.points(prob), gen.points(flipped)
     torch.testing.assert_close(points, points_flipped, rtol=0, atol=0)
     # Rounding to steps of 1/rank_levels still prefers a clearly more probable pixel.
     peaked = prob.clone()
     peaked[0, blob.bool()] = torch.minimum(peaked[0, blob.bool()], torch.tensor(0.9))
     peaked[0, 15, 6] = 1.0
-    best, _ = PseudoPromptGenerator(PromptConfig(num_regions=1))(peaked)
+    best = PseudoPromptGenerator(PromptConfig(num_regions=1)).points(peaked)
     row, col = _to_grid(best[0], h, w)
     assert (int(row[0]), int(col[0])) == (15, 6)

@@ -66,7 +66,13 @@ def _copy(folder: Path, tmp_path: Path) -> Path:
 
 def test_manifest_loads_and_verifies(artifacts):
     m = load_manifest(artifacts)
-    steps = {"decoder_scores", "decoder_open", "decoder_block_1", "decoder_close"}  # tiny: 2 blocks
+    steps = {
+        "decoder_open",
+        "decoder_block_0",
+        "decoder_attend_0",
+        "decoder_block_1",
+        "decoder_close",
+    }  # tiny: 2 blocks
     assert m.format_version == FORMAT_VERSION and set(m.graphs) == {"image_encoder", "text_encoder", "decoder"} | steps
     assert m.tokenizer.vocab_file in m.files and all(g.file in m.files for g in m.graphs.values())
 

@@ -13,7 +13,6 @@ from escnet_runtime.chunked_decoder import ChunkedDecoder, class_spans
 from escnet_runtime.contract import (
     DECODER,
     DECODER_OPEN,
-    DECODER_SCORES,
     DEFAULT_CLASS_CHUNK,
     IMAGE_ENCODER,
     decoder_stage_names,
@@ -54,7 +53,13 @@ def test_manifest_lists_the_steps(pair):
     folder, model = pair
     manifest = load_manifest(folder)
     assert manifest.decoder_steps == decoder_stage_names(model.config.num_blocks)
-    assert manifest.decoder_steps == ("decoder_scores", "decoder_open", "decoder_block_1", "decoder_close")
+    assert manifest.decoder_steps == (
+        "decoder_open",
+        "decoder_block_0",
+        "decoder_attend_0",
+        "decoder_block_1",
+        "decoder_close",
+    )
     assert manifest.class_chunk == DEFAULT_CLASS_CHUNK
 
 
@@ -73,8 +78,8 @@ def test_chunked_steps_match_pytorch_and_the_whole_decoder(pair, chunk, sliding)
     assert rec_whole.calls.count(DECODER) == views and DECODER_OPEN not in rec_whole.calls
     n_chunks = len(class_spans(len(NAMES), chunk))
     assert DECODER not in rec_chunked.calls
-    assert rec_chunked.calls.count(DECODER_SCORES) == views * n_chunks
-    assert len([c for c in rec_chunked.calls if c != IMAGE_ENCODER]) == views * n_chunks * 4  # 4 steps (tiny)
+    assert rec_chunked.calls.count(DECODER_OPEN) == views * n_chunks
+    assert len([c for c in rec_chunked.calls if c != IMAGE_ENCODER]) == views * n_chunks * 5  # 5 steps (tiny)
 
     with torch.no_grad():
         ref = predict_scores(
@@ -116,8 +121,12 @@ def test_bad_class_chunk_is_refused(pair):
     folder, _ = pair
     with pytest.raises(InputError, match="class_chunk is 0"):
         Segmenter(folder, disk_cache=False, class_chunk=0)
-    with pytest.raises(InputError, match="not scores, open"):
-        ChunkedDecoder(object(), ("decoder_open", "decoder_close"))  # type: ignore[arg-type]
+    graphs = load_manifest(folder).graphs
+    with pytest.raises(InputError, match="not open, blocks"):
+        ChunkedDecoder(object(), ("decoder_open", "decoder_close"), graphs)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="reads .*attention_kv.* which no earlier step provides"):
+        steps = ("decoder_open", "decoder_attend_0", "decoder_block_1", "decoder_close")
+        ChunkedDecoder(object(), steps, graphs)  # type: ignore[arg-type]
 
 
 def _rewrite_manifest(folder: Path, tmp_path: Path, **changes) -> Path:
@@ -144,7 +153,7 @@ def test_artifacts_without_steps_use_the_whole_decoder(pair, tmp_path):
 
 def test_manifest_naming_a_missing_step_is_refused(pair, tmp_path):
     folder, _ = pair
-    bad = _rewrite_manifest(folder, tmp_path, decoder_steps=["decoder_scores", "decoder_open", "decoder_block_9"])
+    bad = _rewrite_manifest(folder, tmp_path, decoder_steps=["decoder_open", "decoder_block_9", "decoder_close"])
     with pytest.raises(ManifestError, match="decoder_block_9"):
         load_manifest(bad, verify=False)
     bad_chunk = tmp_path / "chunk"

@@ -24,7 +24,11 @@ def test_refined_features_equal_two_way_transformer_keys(tiny_model):
     mask = torch.rand(2, 1, 32, 32, generator=g)
     with torch.no_grad():
         pe = block.prompt_encoder.get_dense_pe()
-        _, keys = block.transformer(image + block.dense_embeddings(mask), pe, block.sparse_embeddings(points))
+        # MaskDecoder.predict_masks' token layout: IoU token, mask tokens, then the prompt tokens
+        out = torch.cat([block.iou_token.weight, block.mask_tokens.weight]).unsqueeze(0).expand(2, -1, -1)
+        tokens = torch.cat([out, block.sparse_embeddings(points)], dim=1)
+        assert torch.equal(block.tokens(points), tokens) and tokens.shape[1] == 1 + 4 + 5 + 1
+        _, keys = block.transformer(image + block.dense_embeddings(mask), pe, tokens)
         expected = keys.reshape(2, 8, 8, 32)  # channels-last, as the block takes and returns it
         torch.testing.assert_close(block(image.permute(0, 2, 3, 1), points, mask), expected)
         torch.testing.assert_close(block.dense_tokens(mask), block.dense_embeddings(mask).permute(0, 2, 3, 1))

@@ -39,6 +39,19 @@ def test_sam_checkpoint_loads_into_every_block(tmp_path):
             block.sam.prompt_encoder.pe_layer.positional_encoding_gaussian_matrix,
             state["prompt_encoder.pe_layer.positional_encoding_gaussian_matrix"],
         )
+        # SAM's own output tokens, as MaskDecoder holds them
+        torch.testing.assert_close(block.sam.iou_token.weight, state["mask_decoder.iou_token.weight"])
+        torch.testing.assert_close(block.sam.mask_tokens.weight, state["mask_decoder.mask_tokens.weight"])
+        assert block.sam.mask_tokens.weight.shape == (4, 32)
+
+
+def test_sam_checkpoint_without_output_tokens_is_refused(tmp_path):
+    state = _sam_state(32, 2, 64)
+    del state["mask_decoder.mask_tokens.weight"]
+    path = tmp_path / "sam_no_tokens.pth"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match="1 missing: mask_tokens.weight"):
+        build_model("tiny", sam_weights=path)
 
 
 def test_sam_checkpoint_of_wrong_width_is_refused(tmp_path):
