@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from escnet_runtime.contract import (
     CARRIED,
     CLASS_EMBEDDINGS,
+    CLASS_SCORES,
     DENSE,
     GUIDANCE_A,
     GUIDANCE_B,
@@ -28,7 +29,6 @@ from escnet_runtime.contract import (
     LABELS,
     LOGITS,
     PARTS,
-    SCORES,
     GraphSpec,
     Preprocess,
     TensorSpec,
@@ -211,9 +211,9 @@ def compose(
         c.node("Sigmoid", [values[LOGITS]], [scores[-1]])
     c.node("Cast", [labels], [LABELS], to=TensorProto.INT32)
     if len(scores) > 1:
-        c.node("Concat", scores, [SCORES], axis=1)
+        c.node("Concat", scores, [CLASS_SCORES], axis=1)
     else:
-        c.node("Identity", scores, [SCORES])
+        c.node("Identity", scores, [CLASS_SCORES])
     graph = helper.make_graph(
         c.nodes,
         "escnet_baked",

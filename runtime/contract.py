@@ -55,16 +55,6 @@ PARTS: dict[str, tuple[str, str]] = {
     K_SUM_PART: (K_SUM, "sum"),
 }
 
-# How a chunked caller combines step outputs over chunks (``runtime/chunked_decoder.py``, the C++
-# runtime, the baked graph): a carried output becomes the same chunk's input of the next step;
-# a part is combined over all chunks into the shared input: "logsumexp" or "sum".
-CARRIED: dict[str, str] = {STATE_OUT: STATE}
-PARTS: dict[str, tuple[str, str]] = {
-    SCORE_LSE: (SCORE_LSE, "logsumexp"),
-    KV_PART: (KV, "sum"),
-    K_SUM_PART: (K_SUM, "sum"),
-}
-
 MANIFEST_FILE = "manifest.json"
 VOCAB_FILE = "bpe_simple_vocab_16e6.txt.gz"
 
@@ -356,7 +346,7 @@ def provenance_from_sources(sources: dict[str, str]) -> Provenance:
 BAKED_FORMAT = "escnet-baked"
 BAKED_FORMAT_VERSION = 1
 SEGMENTER = "segmenter"
-LABELS, SCORES = "labels", "scores"
+LABELS, CLASS_SCORES = "labels", "scores"
 HEIGHT, WIDTH = "height", "width"  # the image's size, dynamic
 
 
@@ -370,7 +360,7 @@ def baked_graph_spec(side: int, classes: int) -> GraphSpec:
     """
     image = TensorSpec(IMAGE, "uint8", (BATCH, HEIGHT, WIDTH, 3))
     labels = TensorSpec(LABELS, "int32", (BATCH, HEIGHT, WIDTH))
-    scores = TensorSpec(SCORES, "float32", (BATCH, classes, side, side))
+    scores = TensorSpec(CLASS_SCORES, "float32", (BATCH, classes, side, side))
     return GraphSpec(SEGMENTER, (image,), (labels, scores))
 
 

@@ -15,7 +15,7 @@ import onnxruntime as ort
 import pytest
 from escnet_runtime import Segmenter
 from escnet_runtime.baked import load_baked_manifest
-from escnet_runtime.contract import BAKED_FORMAT, CLASS_EMBEDDINGS, IMAGE, LABELS, SCORES
+from escnet_runtime.contract import BAKED_FORMAT, CLASS_EMBEDDINGS, CLASS_SCORES, IMAGE, LABELS
 from escnet_runtime.manifest import ManifestError
 from escnet_runtime.vocab_file import read_vocabulary
 from test_runtime_artifacts import tiny_artifacts
@@ -57,14 +57,14 @@ def test_baked_graph_contract_and_parity(baked):
     model = onnx.load(str(folder / "segmenter.onnx"))
     inputs = {v.name: v.type.tensor_type for v in model.graph.input}
     assert list(inputs) == [IMAGE] and inputs[IMAGE].elem_type == onnx.TensorProto.UINT8
-    assert [o.name for o in model.graph.output] == [LABELS, SCORES]
+    assert [o.name for o in model.graph.output] == [LABELS, CLASS_SCORES]
 
     sess = ort.InferenceSession(str(folder / "segmenter.onnx"), providers=["CPUExecutionProvider"])
     seg = Segmenter(artifacts, disk_cache=False).set_vocabulary(list(BAKED_NAMES))
     rng = np.random.default_rng(5)
     for h, w in [(128, 128), (75, 210), (301, 97)]:  # square at S, wide, tall
         images = rng.integers(0, 256, (2, h, w, 3), dtype=np.uint8)
-        labels, scores = sess.run([LABELS, SCORES], {IMAGE: images})
+        labels, scores = sess.run([LABELS, CLASS_SCORES], {IMAGE: images})
         assert labels.shape == (2, h, w) and labels.dtype == np.int32
         assert scores.shape == (2, len(BAKED_NAMES), 32, 32) and scores.dtype == np.float32
         for i in range(2):

@@ -39,8 +39,7 @@ Tensor combine(std::vector<Tensor>& shares, Combine how) {
 StepRules StepRules::contract() {
   StepRules r;
   r.carried = {{"class_state_out", "class_state"}, {"prompt_scores_out", "prompt_scores"}};
-  r.parts = {{"score_logsumexp", {"score_logsumexp", Combine::kLogSumExp}},  // decoder_scores' whole output
-             {"score_logsumexp_part", {"score_logsumexp", Combine::kLogSumExp}},
+  r.parts = {{"score_logsumexp_part", {"score_logsumexp", Combine::kLogSumExp}},
              {"attention_kv_part", {"attention_kv", Combine::kSum}},
              {"attention_k_sum_part", {"attention_k_sum", Combine::kSum}}};
   return r;
