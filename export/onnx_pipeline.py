@@ -101,8 +101,8 @@ def run_export(opts: ExportOptions, step: Step = lambda _name: None) -> ExportRe
         if full is None:
             raise
         raise ExportError(
-            f"no space left on the device of {opts.out} ({full.strerror}); the export was abandoned and "
-            f"{opts.out} left as it was"
+            f"cannot write the export of {opts.out}: {full.strerror or 'out of space'}; the export was abandoned "
+            f"and {opts.out} left as it was"
         ) from None
 
 

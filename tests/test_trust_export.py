@@ -214,7 +214,7 @@ def small_disk(tmp_path: Path, exported: Path):
     disk.mkdir()
     size = sum(p.stat().st_size for p in exported.rglob("*") if p.is_file()) + (1 << 20)
     r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)], capture_output=True)
-    if r.returncode != 0:
+    if r.returncode != 0:  # test_file_size_limit_is_one_line covers the same path without root
         pytest.skip(f"cannot mount a small tmpfs here ({r.stderr.decode().strip()})")
     try:
         yield disk
@@ -234,7 +234,7 @@ def test_full_disk_is_one_line_and_leaves_the_old_folder(small_disk: Path, expor
     result = CliRunner().invoke(app, ["onnx", "--preset", "tiny", "--out", str(out), "--no-simplify"])
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "no space left" in lines[0] and "left as it was" in lines[0], result.stderr
+    assert len(lines) == 1 and "No space left on device" in lines[0] and "left as it was" in lines[0], result.stderr
     assert "Traceback" not in result.output
     _assert_clean(out, None)
     assert shutil.disk_usage(small_disk).free == free  # nothing half-written left
@@ -254,3 +254,26 @@ def test_the_current_folder_is_refused(tmp_path: Path, monkeypatch) -> None:
             with pub.staged_export(out):
                 pass
     assert list(tmp_path.iterdir()) == []
+
+
+def _can_mount() -> bool:
+    return os.geteuid() == 0 and shutil.which("mount") is not None
+
+
+@pytest.mark.skipif(_can_mount(), reason="the small-tmpfs test covers a full disk here")
+def test_file_size_limit_is_one_line_and_leaves_the_old_folder(old: Path) -> None:
+    """Without root: RLIMIT_FSIZE (SIGXFSZ ignored) makes the first graph's write fail with EFBIG."""
+    script = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, 256 * 1024))\n"
+        "from escnet_export.cli import main\n"
+        "sys.argv = ['escnet-export', 'onnx', '--preset', 'tiny', '--no-simplify', '--out', sys.argv[1]]\n"
+        "main()\n"
+    )
+    r = subprocess.run([sys.executable, "-c", script, str(old)], env=ENV, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 2, r.stderr
+    errors = [line for line in r.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "File too large" in errors[0] and "left as it was" in errors[0], r.stderr
+    assert "Traceback" not in r.stderr
+    _assert_clean(old, None)
