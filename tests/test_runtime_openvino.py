@@ -28,7 +28,10 @@ from escnet_runtime.backends.ov import OvBackend, decision_nodes, read_graph  # 
 CLASSES = ["cat", "grass", "sky", "tree", "person", "road", "a red car parked on the street"]
 MAX_ABS = 1e-4  # ov-cpu as strict as ONNX Runtime
 MIN_AGREEMENT = 0.999
-PROMPT_GRAPHS = {C.DECODER_SCORES, C.DECODER_OPEN, C.DECODER}  # decide prompt points: f32 under bf16
+# Graphs that decide prompt points, or whose outputs (the next block's prompt scores and their
+# log-sum-exp) become decisions in the next step: f32 under bf16. With per-block prompts that is
+# every decoder step but the last.
+PROMPT_GRAPHS = {C.DECODER, *C.decoder_stage_names(2)[:-1]}
 
 
 def _cpu_has_bf16() -> bool:

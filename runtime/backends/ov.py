@@ -4,10 +4,11 @@
 ``ov-cpu`` sets ``INFERENCE_PRECISION_HINT`` to f32 explicitly: OpenVINO's default on a CPU with
 AVX-512 bf16 is bf16, which moves the pseudo prompts. ``ov-cpu-bf16`` runs in bf16 except the
 graphs that decide a prompt point (``precision_rule``): a graph with a decision operator on float
-values, or whose output becomes one in the next step (``decoder_scores``, ``decoder_open``, the
-all-classes ``decoder``), is compiled in f32 as a whole. OpenVINO 2026.4's CPU plugin offers no
-working per-node switch from Python: ``rt_info["disable_fp16_compression_0"]`` changes nothing, and
-``DisablePrecisionConversion`` (through IR only) left MatMuls and plugin-made nodes in bf16.
+values, or whose output becomes one in the next step (with per-block prompts: ``decoder_open``, every
+``decoder_block_k`` and ``decoder_attend_k``, the all-classes ``decoder``), is compiled in f32 as a
+whole. OpenVINO 2026.4's CPU plugin offers no working per-node switch from Python:
+``rt_info["disable_fp16_compression_0"]`` changes nothing, and ``DisablePrecisionConversion``
+(through IR only) left MatMuls and plugin-made nodes in bf16.
 :meth:`OvBackend.runtime_precisions` reports what each compiled graph really runs in.
 
 Graphs are read from the bytes whose sha256 the manifest lists (:func:`read_graph`) and compiled
