@@ -13,7 +13,6 @@ The server listens on 127.0.0.1 only, on free ports, and is stopped by its PID.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import signal
@@ -26,6 +25,8 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from escnet_runtime.fileio import sha256_file
 
 PYTRITON = "nvidia-pytriton==0.7.0"
 WHEEL = "nvidia_pytriton-0.7.0-py3-none-manylinux_2_35_x86_64.whl"
@@ -60,14 +61,6 @@ def _installed() -> ServerFiles | None:
     return files if files.binary.is_file() else None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _unpack(wheel: Path, dest: Path) -> None:
     staging = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
@@ -92,10 +85,10 @@ def server_files() -> ServerFiles:
         return files
     CACHE.mkdir(parents=True, exist_ok=True)
     wheel = CACHE / WHEEL
-    if not wheel.is_file() or _sha256(wheel) != WHEEL_SHA256:
+    if not wheel.is_file() or sha256_file(wheel) != WHEEL_SHA256:
         cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", PYTRITON]
         subprocess.run([*cmd, "-d", str(CACHE)], check=True, timeout=600)
-    if _sha256(wheel) != WHEEL_SHA256:
+    if sha256_file(wheel) != WHEEL_SHA256:
         raise RuntimeError(f"{wheel}: sha256 differs from the pinned {PYTRITON} wheel")
     _unpack(wheel, dest)
     return files

@@ -10,7 +10,6 @@ engines on the GPU. Tensors cross as DLPack (see triton_model.py for why).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,29 +18,22 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 from escnet_runtime.backends.base import check_feed
 from escnet_runtime.errors import BackendError
+from escnet_runtime.fileio import sha256_file
 from escnet_runtime.manifest import Manifest, load_manifest
 
 # bls_models parameter: graph -> {"model": Triton model name, "file": its file, "sha256": ..., "precision": ...}
 GraphModels = Mapping[str, Mapping[str, str]]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def verify_bls_files(artifacts: Path, repository: Path, models: GraphModels) -> None:
     """The tokenizer vocabulary beside the manifest and every graph model's file match their sha256."""
     manifest = load_manifest(artifacts, verify=False)
     vocab = artifacts / manifest.tokenizer.vocab_file
-    if not vocab.is_file() or _sha256(vocab) != manifest.files[manifest.tokenizer.vocab_file]:
+    if not vocab.is_file() or sha256_file(vocab) != manifest.files[manifest.tokenizer.vocab_file]:
         raise pb_utils.TritonModelException(f"{vocab}: missing or does not match the manifest")
     for graph, entry in models.items():
         path = repository / entry["model"] / "1" / entry["file"]
-        if not path.is_file() or _sha256(path) != entry["sha256"]:
+        if not path.is_file() or sha256_file(path) != entry["sha256"]:
             raise pb_utils.TritonModelException(f"{path}: the {graph} model is missing or was changed")
 
 
@@ -56,7 +48,7 @@ class BlsBackend:
         precisions = {entry.get("precision", "fp32") for entry in models.values()}
         self.precision = "fp16" if "fp16" in precisions else "fp32"
 
-    def graph_sha256(self, graph: str) -> str:
+    def graphsha256_file(self, graph: str) -> str:
         return self.models[graph]["sha256"]
 
     def run(self, graph: str, inputs: Mapping[str, Any], keep_on_device: Sequence[str] = ()) -> dict[str, Any]:

@@ -13,7 +13,6 @@ read at all). DLPack carries shape and dtype without that path, so NumPy 1 and 2
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -23,19 +22,12 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 from escnet_runtime import Segmenter
 from escnet_runtime.errors import InputError
+from escnet_runtime.fileio import sha256_file
 from escnet_runtime.serving import ServeLimits, ServeRequest, ServeResult, ServingPipeline, decode_names, encode_names
 
 IMAGE_INPUT, CLASSES_INPUT = "image", "classes"
 LABELS_OUTPUT, NAMES_OUTPUT = "labels", "class_names"
 ARTIFACTS_DIR = "artifacts"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _quiet_used_capsules(unraisable: Any) -> None:
@@ -84,7 +76,7 @@ class TritonPythonModel:
         version_dir = Path(args["model_repository"]) / args["model_version"]
         artifacts = version_dir / ARTIFACTS_DIR
         manifest = artifacts / "manifest.json"
-        if not manifest.is_file() or _sha256(manifest) != params["manifest_sha256"]:
+        if not manifest.is_file() or sha256_file(manifest) != params["manifest_sha256"]:
             raise pb_utils.TritonModelException(
                 f"{manifest}: missing or not the manifest this repository was written for"
             )
