@@ -61,7 +61,8 @@ def test_plain_progress_lines_and_validation_by_default(syn_data, tmp_path):
 
 def test_resume_with_a_time_limit_counts_only_this_invocation(syn_data, tmp_path):
     out = tmp_path / "run"
-    assert _train(syn_data, out, "--iters", "2", "--val-every", "0").exit_code == 0
+    # A time-budget run (its schedule decays over --time-limit), stopped by --iters after 2 steps.
+    assert _train(syn_data, out, "--iters", "2", "--val-every", "0", "--time-limit", "3600").exit_code == 0
     spent = max(x["elapsed_s"] for x in _records(out))
     # The run has spent `spent` s on 2 steps (with the warm-up); a limit of 1.2 x that, counted over the
     # whole run, would stop right after step 3; counted over this invocation it leaves time for more.
