@@ -147,7 +147,9 @@ def _export(checkpoint: Path, artifacts: Path, progress) -> None:
 
 
 def main() -> None:
-    app()
+    from escnet_runtime.cli_usage import run_app
+
+    run_app(app, "escnet-demo")
 
 
 if __name__ == "__main__":

@@ -254,7 +254,7 @@ _DELETE = object()
         (_set("tokenizer.vocab_sha256", "XYZ"), "tokenizer.vocab_sha256: expected a sha256"),
         (_set("class_chunk", 0), "class_chunk"),
         (_set("class_chunk", 2.5), "class_chunk"),
-        (_set("decoder_steps", ["decoder_scores", "nowhere"]), "decoder_steps[1]: 'nowhere' is not among the graphs"),
+        (_set("decoder_steps", ["decoder_open", "nowhere"]), "decoder_steps[1]: 'nowhere' is not among the graphs"),
         (_set("preset", ""), "preset: expected a non-empty string"),
         (_set("opset", "18"), "opset: expected a positive whole number"),
         (_set("format_version", "1"), "format_version: expected a whole number >= 1"),
