@@ -13,6 +13,16 @@ from escnet_runtime.sliding import FoldAccumulator, WindowGrid, sliding_views
 
 from escnet.inference import preprocess, sliding_geometry
 
+@pytest.fixture(autouse=True)
+def torch_threads():
+    """The reference is torch's multi-threaded CPU kernel: with one thread torch takes another
+    upsampling path (3 channels) that differs from its own multi-threaded result in the last bit."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
 CLIP = Preprocess(128, (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))
 
 

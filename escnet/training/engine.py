@@ -181,11 +181,13 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     already holds a run and no ``resume``.
     """
     config.check()
+    threads = torch.get_num_threads()  # config.threads holds for this run only, not the caller's process
     info = init_distributed()
     try:
         return _train(config, resume, info)
     finally:
         shutdown(info)
+        torch.set_num_threads(threads)
 
 
 def _train(config: TrainConfig, resume: bool, info: DistInfo) -> TrainResult:
