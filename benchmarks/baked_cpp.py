@@ -7,6 +7,8 @@ Every figure comes from a fresh process (peak RSS is the child's ``ru_maxrss``),
 another on the same image, so ratios hold on a noisy machine better than absolute numbers:
 - python: ``Segmenter(ort-cpu)`` on the artifacts, class embeddings read from a text cache
   filled beforehand (the text encoder's own peak is not part of segmenting);
+- python_ov (with ``--cpp-tool``): ``Segmenter(ov-cpu)``, the C++ runtime's backend (OpenVINO CPU
+  f32), so C++ and Python are compared on the same engine;
 - baked: ``segmenter.onnx`` in an ONNX Runtime CPU session (default options);
 - cpp: ``escnet-segment-cpp`` (OpenVINO C++ API, f32) on the artifacts and a vocabulary file,
   and on the baked folder.
@@ -30,9 +32,10 @@ from PIL import Image
 kind, target, image_path, names_file, cache, repeat = sys.argv[1:7]
 image = np.asarray(Image.open(image_path).convert("RGB"))
 names = [l.strip() for l in open(names_file, encoding="utf-8") if l.strip()]
-if kind == "python":
+if kind in ("python", "python_ov"):
     from escnet_runtime import Segmenter
-    seg = Segmenter(target, backend="ort-cpu", cache_dir=cache).set_vocabulary(names)
+    backend = "ort-cpu" if kind == "python" else "ov-cpu"
+    seg = Segmenter(target, backend=backend, cache_dir=cache).set_vocabulary(names)
     run = lambda: seg.segment(image)
 else:
     import onnxruntime as ort
@@ -102,6 +105,8 @@ def main() -> None:
                 if args.cpp_tool:
                     row["baked_cpp_ov"] = measure_cpp(args.cpp_tool, folder, None, args.image, args.repeat)
             if args.cpp_tool:
+                row["python_ov"] = measure_python("python_ov", args.artifacts, args.image, names_file,
+                                                  args.cache, args.repeat)  # fmt: skip
                 row["cpp_ov"] = measure_cpp(args.cpp_tool, args.artifacts, vocab, args.image, args.repeat)
             rows.append(row)
             print(json.dumps(row), flush=True)

@@ -13,6 +13,7 @@ from escnet_runtime.sliding import FoldAccumulator, WindowGrid, sliding_views
 
 from escnet.inference import preprocess, sliding_geometry
 
+
 @pytest.fixture(autouse=True)
 def torch_threads():
     """The reference is torch's multi-threaded CPU kernel: with one thread torch takes another

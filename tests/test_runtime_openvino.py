@@ -3,6 +3,7 @@ precision rule as the CPU plugin applies it, the compiled-model cache, close(), 
 error where openvino is missing. Needs the real openvino (the dev extra installs it)."""
 
 import gc
+import json
 import subprocess
 import sys
 import textwrap
@@ -123,20 +124,43 @@ def test_decision_nodes_found_where_prompts_are_decided(artifacts):
     assert {g for g, nodes in found.items() if nodes} == PROMPT_GRAPHS
 
 
+BF16_AGREEMENT = """
+import json, sys
+import numpy as np
+from escnet_runtime import Segmenter
+folder, cache, names = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+rng = np.random.default_rng(3)
+yy, xx = np.mgrid[0:97, 0:131]
+smooth = np.stack([(xx * 255 // 130), (yy * 255 // 96), ((xx + yy) % 256)], axis=-1).astype(np.uint8)
+rows = []
+kw = dict(disk_cache=False, model_cache_dir=cache)
+with Segmenter(folder, backend="ov-cpu", **kw) as f32, Segmenter(folder, backend="ov-cpu-bf16", **kw) as bf16:
+    f32.set_vocabulary(names)
+    bf16.set_vocabulary(names)
+    for image in (rng.integers(0, 256, (80, 120, 3), dtype=np.uint8), smooth):
+        ref = f32.segment(image, return_scores=True)
+        got = bf16.segment(image, return_scores=True)
+        top2 = np.sort(ref.scores, axis=0)[-2:]
+        confident = (top2[1] - top2[0]) > 0.05
+        same = got.labels == ref.labels
+        share = float(same[confident].mean()) if confident.any() else None
+        rows.append([float(same.mean()), int(confident.sum()), share])
+print(json.dumps(rows))
+"""
+
+
 def test_bf16_labels_close_to_f32(artifacts, tmp_path):
-    """bf16 moves labels only where classes are nearly tied (random weights): report both figures."""
-    names = CLASSES
-    with _segmenter(artifacts, tmp_path, "ov-cpu") as f32, _segmenter(artifacts, tmp_path, "ov-cpu-bf16") as bf16:
-        f32.set_vocabulary(names)
-        bf16.set_vocabulary(names)
-        for image in _images():
-            ref = f32.segment(image, return_scores=True)
-            got = bf16.segment(image, return_scores=True)
-            top2 = np.sort(ref.scores, axis=0)[-2:]
-            confident = (top2[1] - top2[0]) > 0.05
-            assert (got.labels == ref.labels).mean() >= 0.5
-            if confident.any():
-                assert (got.labels == ref.labels)[confident].mean() >= 0.95
+    """bf16 moves labels only where classes are nearly tied (random weights): report both figures.
+
+    Runs in a child process: bf16 inference here (OpenVINO 2026.4, tiny shapes) left this test
+    process's heap corrupted; the crash came minutes later, in unrelated tests (see README)."""
+    code = [sys.executable, "-c", BF16_AGREEMENT, str(artifacts), str(tmp_path / "ov"), json.dumps(CLASSES)]
+    proc = subprocess.run(code, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for agree_all, n_confident, agree_confident in json.loads(proc.stdout.strip().splitlines()[-1]):
+        assert agree_all >= 0.5
+        if n_confident:
+            assert agree_confident >= 0.95
 
 
 def test_compiled_models_are_cached(artifacts, tmp_path):

@@ -175,7 +175,9 @@ class OvBackend:
         request = self._request(graph)
         feed = {name: np.ascontiguousarray(inputs[name]) for name in spec.input_names}
         try:
-            request.infer(feed, share_inputs=True, share_outputs=False)
+            # inputs are copied into the request's own tensors: shared ones would stay referenced by the
+            # request after these arrays are gone, and OpenVINO may write into shared inputs
+            request.infer(feed, share_inputs=False, share_outputs=False)
         except Exception as e:
             raise BackendError(f"{graph}: OpenVINO failed ({type(e).__name__}: {_first(e)})") from None
         outputs = {name: request.get_tensor(name).data.copy() for name in spec.output_names}

@@ -76,8 +76,11 @@ class OpenVinoEngine final : public Engine {
     try {
       ov::InferRequest request = compiled_.at(graph).create_infer_request();
       for (const auto& [name, tensor] : feed) {
-        ov::Shape shape(tensor->shape.begin(), tensor->shape.end());
-        request.set_tensor(name, ov::Tensor(ov::element::f32, shape, const_cast<float*>(tensor->data.data())));
+        // The request gets its own copy: OpenVINO may write into an input it shares ("shared data can
+        // be modified during runtime"), and the caller's tensors are const.
+        ov::Tensor input(ov::element::f32, ov::Shape(tensor->shape.begin(), tensor->shape.end()));
+        std::memcpy(input.data<float>(), tensor->data.data(), input.get_byte_size());
+        request.set_tensor(name, input);
       }
       request.infer();
       Outputs out;
@@ -99,7 +102,9 @@ class OpenVinoEngine final : public Engine {
     try {
       ov::InferRequest request = compiled_.at(graph).create_infer_request();
       ov::Shape shape{1, static_cast<std::size_t>(height), static_cast<std::size_t>(width), 3};
-      request.set_tensor(spec.inputs.at(0).name, ov::Tensor(ov::element::u8, shape, const_cast<uint8_t*>(rgb)));
+      ov::Tensor image(ov::element::u8, shape);  // a copy: the caller's buffer is const (see run)
+      std::memcpy(image.data<uint8_t>(), rgb, image.get_byte_size());
+      request.set_tensor(spec.inputs.at(0).name, image);
       request.infer();
       const ov::Tensor t = request.get_tensor(spec.outputs.at(0).name);  // labels (1, H, W) int32
       Labels labels{height, width, std::vector<int32_t>(t.get_size())};
