@@ -51,6 +51,15 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=150)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
+    if args.classes < 1 or args.rounds < 1:
+        parser.error("--classes and --rounds must be at least 1")  # exit 2
+    from escnet_runtime import ManifestError, load_manifest
+
+    try:
+        load_manifest(args.artifacts, verify=True)  # a user's mistake: one line, exit 2, before any child
+    except ManifestError as e:
+        print(f"ov_memory: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     runs: dict[tuple[str, str], list[dict[str, float]]] = {case: [] for case in CASES}
     for _ in range(args.rounds):
         for backend, release in CASES:
