@@ -3,7 +3,7 @@
     python -m escnet_bench.ov_memory ARTIFACTS [--classes 150] [--rounds 2]
 
 Cases, each a fresh child process, alternating round by round: ``ort-cpu``, ``ov-cpu`` with
-``release_memory="encoders"`` (the default) and with ``"all"``. A child opens a ``Segmenter``,
+``release_memory="steps"`` (the default), ``"encoders"`` and ``"all"``. A child opens a ``Segmenter``,
 embeds T class names, segments one 480x640 image once (compiles), then once more, timed. Printed
 per case: the medians of the timed run's seconds and of the process's peak RSS (VmHWM), and the
 medians of the per-round ratios to ``ort-cpu`` (ratios taken side by side survive a noisy machine).
@@ -33,7 +33,7 @@ seg.segment(image)
 print(json.dumps({"seconds": time.perf_counter() - start, "peak_mib": rss_peak_mib()}))
 """
 
-CASES = [("ort-cpu", "-"), ("ov-cpu", "encoders"), ("ov-cpu", "all")]
+CASES = [("ort-cpu", "-"), ("ov-cpu", "steps"), ("ov-cpu", "encoders"), ("ov-cpu", "all")]
 
 
 def _child(artifacts: str, backend: str, release: str, classes: int) -> dict[str, float]:

@@ -92,3 +92,6 @@ class SessionRunner:
 
     def to_host(self, value: Any) -> np.ndarray:
         return np.asarray(value)
+
+    def release(self, graph: str) -> None:
+        """Nothing to do: ONNX Runtime sessions keep no per-graph working memory to hand back."""

@@ -48,7 +48,7 @@ class BlsBackend:
         precisions = {entry.get("precision", "fp32") for entry in models.values()}
         self.precision = "fp16" if "fp16" in precisions else "fp32"
 
-    def graphsha256_file(self, graph: str) -> str:
+    def graph_sha256(self, graph: str) -> str:
         return self.models[graph]["sha256"]
 
     def run(self, graph: str, inputs: Mapping[str, Any], keep_on_device: Sequence[str] = ()) -> dict[str, Any]:
@@ -74,3 +74,9 @@ class BlsBackend:
 
     def to_host(self, value: Any) -> np.ndarray:
         return np.asarray(value)
+
+    def release(self, graph: str) -> None:
+        """Nothing to do: the server's models manage their own memory."""
+
+    def close(self) -> None:
+        """Nothing to free here: the server owns the models this backend calls."""

@@ -64,6 +64,8 @@ class StepRunner(Protocol):
 
     def to_host(self, value: Any) -> np.ndarray: ...
 
+    def release(self, graph: str) -> None: ...
+
 
 def check_steps(steps: Sequence[str], graphs: Mapping[str, GraphSpec]) -> None:
     """The steps start with open, end with close, and every input is a shared feature, the
@@ -112,6 +114,7 @@ class ChunkedDecoder:
                         parts.setdefault(name, []).append(self._host(value))
                     else:
                         values[CARRIED.get(name, name)] = self._host(value)
+            self.backend.release(step)  # done with this step for this image: its working memory may go
             for name, shares in parts.items():
                 target, how = PARTS[name]
                 shared[target] = _combine(shares, how)

@@ -157,3 +157,41 @@ def test_cpu_arena_choices(artifacts, arena):
 def test_unknown_cpu_arena_is_refused(artifacts):
     with pytest.raises(BackendError, match="cpu_arena 'big'"):
         Segmenter(artifacts, disk_cache=False, cpu_arena="big")
+
+
+def _methods(path, cls: str) -> set[str]:
+    """Names of the methods ``cls`` defines in the Python file ``path`` (read, not imported:
+    the Triton BLS backend only imports inside a server)."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    (node,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls]
+    return {f.name for f in node.body if isinstance(f, ast.FunctionDef)}
+
+
+@pytest.mark.parametrize(
+    "path, cls",
+    [
+        ("runtime/backends/ort.py", "OrtBackend"),
+        ("runtime/backends/ov.py", "OvBackend"),
+        ("runtime/backends/trt.py", "TrtBackend"),
+        ("export/triton_bls.py", "BlsBackend"),
+    ],
+)
+def test_every_backend_has_the_whole_protocol(path, cls):
+    """A Segmenter calls every method of ``Backend`` (graph_sha256 for the cache key, release
+    from the chunked decoder, close): each backend class defines them all."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    wanted = _methods(root / "runtime/backends/base.py", "Backend") - {"__enter__", "__exit__"}
+    assert wanted >= {"graph_sha256", "run", "put", "to_host", "release", "close"}
+    assert wanted - _methods(root / path, cls) == set()
+
+
+def test_parity_runner_has_the_step_protocol():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    wanted = _methods(root / "runtime/chunked_decoder.py", "StepRunner")
+    assert wanted - _methods(root / "export/parity_run.py", "SessionRunner") == set()

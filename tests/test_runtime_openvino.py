@@ -3,6 +3,7 @@ precision rule as the CPU plugin applies it, the compiled-model cache, close(), 
 error where openvino is missing. Needs the real openvino (the dev extra installs it)."""
 
 import gc
+import inspect
 import json
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import weakref
 import numpy as np
 import pytest
 import torch
-from escnet_runtime import Segmenter, load_manifest
+from escnet_runtime import BackendError, Segmenter, load_manifest
 from escnet_runtime import contract as C
 from escnet_runtime.cli import app
 from escnet_runtime.manifest import ManifestError
@@ -264,3 +265,47 @@ def test_ort_close_drops_sessions(artifacts):
         assert len(refs) >= 3
     gc.collect()
     assert all(r() is None for r in refs)
+
+
+class ReleaseSpy:
+    """A compiled model that records its ``release_memory`` calls (the real model does the work)."""
+
+    def __init__(self, compiled, graph: str, log: list[str]) -> None:
+        self.compiled, self.graph, self.log = compiled, graph, log
+
+    def release_memory(self) -> None:
+        self.log.append(self.graph)
+        self.compiled.release_memory()
+
+
+def _releases(artifacts, tmp_path, policy: str) -> tuple[list[str], np.ndarray]:
+    """Graphs released while one image is segmented in chunks of 3 classes (3 chunks), and the scores."""
+    seg = _segmenter(artifacts, tmp_path, "ov-cpu", class_chunk=3, release_memory=policy).set_vocabulary(CLASSES)
+    image = _images()[0]
+    seg.segment(image)  # compiles every graph
+    log: list[str] = []
+    backend = seg.backend
+    backend._compiled = {g: ReleaseSpy(m, g, log) for g, m in backend._compiled.items()}
+    scores = seg.segment(image, return_scores=True).scores
+    seg.close()
+    return log, scores
+
+
+def test_release_policies(artifacts, tmp_path):
+    """``steps`` (default) hands each decoder step's memory back once, after its last chunk; the
+    image encoder after each run; ``encoders`` keeps the steps' memory, ``all`` frees after every run.
+    The scores do not depend on it."""
+    steps = load_manifest(artifacts).decoder_steps
+    logs = {p: _releases(artifacts, tmp_path, p) for p in ("steps", "encoders", "all", "none")}
+    assert logs["steps"][0] == [C.IMAGE_ENCODER, *steps]
+    assert logs["encoders"][0] == [C.IMAGE_ENCODER]
+    assert logs["all"][0] == [C.IMAGE_ENCODER] + [s for s in steps for _ in range(3)]
+    assert logs["none"][0] == []
+    for policy in ("encoders", "all", "none"):
+        np.testing.assert_array_equal(logs[policy][1], logs["steps"][1])
+    assert inspect.signature(OvBackend).parameters["release_memory"].default == "steps"
+
+
+def test_unknown_release_policy_is_refused(artifacts, tmp_path):
+    with pytest.raises(BackendError, match="release_memory 'some'"):
+        _segmenter(artifacts, tmp_path, "ov-cpu", release_memory="some")

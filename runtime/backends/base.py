@@ -37,6 +37,11 @@ class Backend(Protocol):
         """A value returned by ``run`` as a numpy array."""
         ...
 
+    def release(self, graph: str) -> None:
+        """The caller is done with ``graph`` for now (the chunked decoder: a step after its last
+        chunk of classes): a backend that keeps per-graph working memory may hand it back."""
+        ...
+
     def close(self) -> None:
         """Free what the backend holds (sessions, compiled models, engines, device memory); idempotent."""
         ...

@@ -233,6 +233,9 @@ class OrtBackend:
     def to_host(self, value: Any) -> np.ndarray:
         return value.numpy() if isinstance(value, ort.OrtValue) else np.asarray(value)
 
+    def release(self, graph: str) -> None:
+        """Nothing to do: sessions share one arena (see ``close``)."""
+
     def close(self) -> None:
         """Drop every session (its weights; a per-session arena). The process-wide shared arena,
         when used, stays registered with ONNX Runtime for the next sessions."""

@@ -192,6 +192,9 @@ class TrtBackend:
         self._constant = DeviceTensor(ptr, host.shape, host.dtype)
         return self._constant
 
+    def release(self, graph: str) -> None:
+        """Nothing to do: device buffers are sized once per shape and reused by every graph."""
+
     def close(self) -> None:
         """Free every device buffer, the constant, the execution contexts, engines and the stream."""
         free = self.cudart.cudaFree
