@@ -18,6 +18,7 @@ with dynamic batch and class axes; compiled models are cached in ``model_cache_d
 
 from __future__ import annotations
 
+import ctypes
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -59,6 +60,24 @@ def import_openvino(name: str = "ov-cpu") -> Any:
     except ImportError:
         raise BackendError(MISSING.format(name=name)) from None
     return openvino
+
+
+def trim_heap() -> None:
+    """Return the C heap's free pages to the OS (glibc ``malloc_trim``; a no-op elsewhere).
+
+    Memory a compiled model releases goes back to malloc, whose per-thread arenas keep it: the
+    process's RSS would not fall, and the next graph's working memory would come on top of it."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            _MALLOC_TRIM = ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError):  # not glibc
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM: Any = None
 
 
 def default_model_cache_dir() -> Path:
@@ -189,15 +208,19 @@ class OvBackend:
         outputs = {name: request.get_tensor(name).data.copy() for name in spec.output_names}
         released, _ = RELEASE_MEMORY[self.release_memory]
         if released is None or graph in released:
-            self._compiled[graph].release_memory()
+            self._release(graph)
         return outputs
+
+    def _release(self, graph: str) -> None:
+        """Hand ``graph``'s working memory back to OpenVINO, and the freed pages to the OS."""
+        self._compiled[graph].release_memory()
+        trim_heap()
 
     def release(self, graph: str) -> None:
         """The caller is done with ``graph`` for now: under the ``"steps"`` policy its compiled
         model hands its working memory back (re-allocated on its next run)."""
-        compiled = self._compiled.get(graph)
-        if compiled is not None and RELEASE_MEMORY[self.release_memory][1]:
-            compiled.release_memory()
+        if graph in self._compiled and RELEASE_MEMORY[self.release_memory][1]:
+            self._release(graph)
 
     def put(self, array: np.ndarray) -> Any:
         return array
