@@ -25,7 +25,7 @@ from escnet import load_checkpoint
 from escnet.inference import predict_scores, preprocess
 
 ov = pytest.importorskip("openvino")
-from escnet_runtime.backends.ov import OvBackend, decision_nodes, read_graph  # noqa: E402
+from escnet_runtime.backends.ov import OvBackend, decision_nodes, read_graph, trim_heap  # noqa: E402
 
 CLASSES = ["cat", "grass", "sky", "tree", "person", "road", "a red car parked on the street"]
 MAX_ABS = 1e-4  # ov-cpu as strict as ONNX Runtime
@@ -278,28 +278,34 @@ class ReleaseSpy:
         self.compiled.release_memory()
 
 
-def _releases(artifacts, tmp_path, policy: str) -> tuple[list[str], np.ndarray]:
-    """Graphs released while one image is segmented in chunks of 3 classes (3 chunks), and the scores."""
+def _releases(artifacts, tmp_path, policy: str, monkeypatch) -> tuple[list[str], np.ndarray]:
+    """Graphs released while one image is segmented in chunks of 3 classes (3 chunks), and the
+    scores; every release is followed by a heap trim (logged as "trim")."""
+    import escnet_runtime.backends.ov as ov_module
+
     seg = _segmenter(artifacts, tmp_path, "ov-cpu", class_chunk=3, release_memory=policy).set_vocabulary(CLASSES)
     image = _images()[0]
     seg.segment(image)  # compiles every graph
     log: list[str] = []
+    monkeypatch.setattr(ov_module, "trim_heap", lambda: (log.append("trim"), trim_heap()))
     backend = seg.backend
     backend._compiled = {g: ReleaseSpy(m, g, log) for g, m in backend._compiled.items()}
     scores = seg.segment(image, return_scores=True).scores
+    monkeypatch.undo()  # later Segmenters log into their own lists
     seg.close()
     return log, scores
 
 
-def test_release_policies(artifacts, tmp_path):
+def test_release_policies(artifacts, tmp_path, monkeypatch):
     """``steps`` (default) hands each decoder step's memory back once, after its last chunk; the
     image encoder after each run; ``encoders`` keeps the steps' memory, ``all`` frees after every run.
     The scores do not depend on it."""
     steps = load_manifest(artifacts).decoder_steps
-    logs = {p: _releases(artifacts, tmp_path, p) for p in ("steps", "encoders", "all", "none")}
-    assert logs["steps"][0] == [C.IMAGE_ENCODER, *steps]
-    assert logs["encoders"][0] == [C.IMAGE_ENCODER]
-    assert logs["all"][0] == [C.IMAGE_ENCODER] + [s for s in steps for _ in range(3)]
+    logs = {p: _releases(artifacts, tmp_path, p, monkeypatch) for p in ("steps", "encoders", "all", "none")}
+    trimmed = lambda graphs: [x for g in graphs for x in (g, "trim")]  # noqa: E731
+    assert logs["steps"][0] == trimmed([C.IMAGE_ENCODER, *steps])
+    assert logs["encoders"][0] == trimmed([C.IMAGE_ENCODER])
+    assert logs["all"][0] == trimmed([C.IMAGE_ENCODER] + [s for s in steps for _ in range(3)])
     assert logs["none"][0] == []
     for policy in ("encoders", "all", "none"):
         np.testing.assert_array_equal(logs[policy][1], logs["steps"][1])
