@@ -19,6 +19,8 @@ are combined here on the host. The whole orchestration is these rules, by tensor
      ``score_logsumexp`` = log(sum(exp(part))) over chunks (``np.logaddexp.reduce``),
      ``attention_kv`` and ``attention_k_sum`` = the sum of the parts;
    - ``logits`` (B, Tc, 4g, 4g) of every chunk, concatenated along the class axis, are the result.
+4. After a step has run on every chunk, ``backend.release(step)``: a backend that keeps each
+   graph's working memory (OpenVINO) may hand it back, so one step's memory is held at a time.
 
 So the same logits come out for every chunk size (up to float summation order). What stays
 alive between steps is the per-class state (B, T, C, g, g) and scores (B, T, g, g): about
