@@ -15,13 +15,14 @@ device's used memory is sampled every few milliseconds with ``torch.cuda.mem_get
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import re
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+from escnet_runtime.heap import trim_heap
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -67,10 +68,7 @@ def rss_peak_mib() -> float | None:
 def release_free_memory() -> None:
     """Collect garbage and return freed heap pages to the OS, so the next baseline is honest."""
     gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
+    trim_heap()
 
 
 def reset_rss_peak() -> bool:

@@ -25,7 +25,8 @@ from escnet import load_checkpoint
 from escnet.inference import predict_scores, preprocess
 
 ov = pytest.importorskip("openvino")
-from escnet_runtime.backends.ov import OvBackend, decision_nodes, read_graph, trim_heap  # noqa: E402
+from escnet_runtime.backends.ov import OvBackend, decision_nodes, read_graph  # noqa: E402
+from escnet_runtime.heap import trim_heap  # noqa: E402
 
 CLASSES = ["cat", "grass", "sky", "tree", "person", "road", "a red car parked on the street"]
 MAX_ABS = 1e-4  # ov-cpu as strict as ONNX Runtime
@@ -129,16 +130,13 @@ BF16_AGREEMENT = """
 import json, sys
 import numpy as np
 from escnet_runtime import Segmenter
-folder, cache, names = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-rng = np.random.default_rng(3)
-yy, xx = np.mgrid[0:97, 0:131]
-smooth = np.stack([(xx * 255 // 130), (yy * 255 // 96), ((xx + yy) % 256)], axis=-1).astype(np.uint8)
+folder, cache, names, images = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), np.load(sys.argv[4])
 rows = []
 kw = dict(disk_cache=False, model_cache_dir=cache)
 with Segmenter(folder, backend="ov-cpu", **kw) as f32, Segmenter(folder, backend="ov-cpu-bf16", **kw) as bf16:
     f32.set_vocabulary(names)
     bf16.set_vocabulary(names)
-    for image in (rng.integers(0, 256, (80, 120, 3), dtype=np.uint8), smooth):
+    for image in images.values():
         ref = f32.segment(image, return_scores=True)
         got = bf16.segment(image, return_scores=True)
         top2 = np.sort(ref.scores, axis=0)[-2:]
@@ -155,7 +153,10 @@ def test_bf16_labels_close_to_f32(artifacts, tmp_path):
 
     Runs in a child process: bf16 inference here (OpenVINO 2026.4, tiny shapes) left this test
     process's heap corrupted; the crash came minutes later, in unrelated tests (see README)."""
+    images = tmp_path / "images.npz"
+    np.savez(images, *_images())  # arr_0, arr_1: in order
     code = [sys.executable, "-c", BF16_AGREEMENT, str(artifacts), str(tmp_path / "ov"), json.dumps(CLASSES)]
+    code.append(str(images))
     proc = subprocess.run(code, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     for agree_all, n_confident, agree_confident in json.loads(proc.stdout.strip().splitlines()[-1]):

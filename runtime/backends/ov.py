@@ -18,23 +18,25 @@ with dynamic batch and class axes; compiled models are cached in ``model_cache_d
 
 from __future__ import annotations
 
-import ctypes
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ..contract import IMAGE_ENCODER, TEXT_ENCODER
 from ..errors import BackendError
 from ..graph_files import verified_graph
+from ..heap import trim_heap
 from ..manifest import Manifest
 from ..precision_rule import DECISION_OUTPUTS, OPENVINO_DECISION_OPS
 from .base import check_feed
 
 OV_PRECISIONS = {"ov-cpu": "f32", "ov-cpu-bf16": "bf16"}
+
+
 # When compiled models hand their intermediate buffers back (``CompiledModel.release_memory``):
 # OpenVINO keeps each graph's working memory between runs, and with eight graphs those add up
 # (ONNX Runtime shares one arena instead). Per policy: the graphs released after every run, and
@@ -44,11 +46,16 @@ OV_PRECISIONS = {"ov-cpu": "f32", "ov-cpu-bf16": "bf16"}
 #       the decoder), each decoder step after its last chunk: one step's working memory at a time;
 #   "encoders": the encoders only (every step keeps its memory: ~5 % faster, 1.2-1.3x ORT's peak);
 #   "all": every graph after every run (re-allocated for every chunk: slowest); "none".
-RELEASE_MEMORY: dict[str, tuple[tuple[str, ...] | None, bool]] = {
-    "steps": ((TEXT_ENCODER, IMAGE_ENCODER), True),
-    "encoders": ((TEXT_ENCODER, IMAGE_ENCODER), False),
-    "all": (None, False),  # None: every graph
-    "none": ((), False),
+class ReleasePolicy(NamedTuple):
+    after_run: tuple[str, ...] | None  # graphs released after every run; None: every graph
+    when_done: bool  # release a graph when its caller says it is done with it
+
+
+RELEASE_MEMORY: dict[str, ReleasePolicy] = {
+    "steps": ReleasePolicy((TEXT_ENCODER, IMAGE_ENCODER), when_done=True),
+    "encoders": ReleasePolicy((TEXT_ENCODER, IMAGE_ENCODER), when_done=False),
+    "all": ReleasePolicy(None, when_done=False),
+    "none": ReleasePolicy((), when_done=False),
 }
 MISSING = "backend {name!r} needs OpenVINO, which is not installed: pip install 'escnet[openvino]' (or openvino)"
 
@@ -60,24 +67,6 @@ def import_openvino(name: str = "ov-cpu") -> Any:
     except ImportError:
         raise BackendError(MISSING.format(name=name)) from None
     return openvino
-
-
-def trim_heap() -> None:
-    """Return the C heap's free pages to the OS (glibc ``malloc_trim``; a no-op elsewhere).
-
-    Memory a compiled model releases goes back to malloc, whose per-thread arenas keep it: the
-    process's RSS would not fall, and the next graph's working memory would come on top of it."""
-    global _MALLOC_TRIM
-    if _MALLOC_TRIM is None:
-        try:
-            _MALLOC_TRIM = ctypes.CDLL(None).malloc_trim
-        except (OSError, AttributeError, TypeError):  # not glibc (TypeError: Windows has no CDLL(None))
-            _MALLOC_TRIM = False
-    if _MALLOC_TRIM:
-        _MALLOC_TRIM(0)
-
-
-_MALLOC_TRIM: Any = None
 
 
 def default_model_cache_dir() -> Path:
@@ -206,7 +195,7 @@ class OvBackend:
         except Exception as e:
             raise BackendError(f"{graph}: OpenVINO failed ({type(e).__name__}: {_first(e)})") from None
         outputs = {name: request.get_tensor(name).data.copy() for name in spec.output_names}
-        released, _ = RELEASE_MEMORY[self.release_memory]
+        released = RELEASE_MEMORY[self.release_memory].after_run
         if released is None or graph in released:
             self._release(graph)
         return outputs
@@ -219,7 +208,7 @@ class OvBackend:
     def release(self, graph: str) -> None:
         """The caller is done with ``graph`` for now: under the ``"steps"`` policy its compiled
         model hands its working memory back (re-allocated on its next run)."""
-        if graph in self._compiled and RELEASE_MEMORY[self.release_memory][1]:
+        if graph in self._compiled and RELEASE_MEMORY[self.release_memory].when_done:
             self._release(graph)
 
     def put(self, array: np.ndarray) -> Any:
