@@ -1,0 +1,1 @@
+"""User commands that live beside the bench: ``escnet-eval`` and ``escnet-demo``."""

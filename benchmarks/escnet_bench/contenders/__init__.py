@@ -1,0 +1,1 @@
+"""Contenders: what the harness runs side by side (escnet_runtime backends, PyTorch), and their registry."""

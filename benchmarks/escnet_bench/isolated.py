@@ -1,0 +1,124 @@
+"""Peak RSS of a fresh process that loads one backend and segments: the deployment footprint.
+
+In the benchmark's own process the PyTorch reference model and every library stay loaded, so
+its RSS figures are deltas over a crowded baseline. Here a child process imports only what the
+backend needs (``escnet_runtime`` backends never import torch; the check is reported), opens
+the backend, and for each (classes, batch) point in increasing order resets the kernel's RSS
+high-water mark, embeds the vocabulary and segments the batch once, and reads the peak.
+
+Parent side: :func:`measure_isolated`. Child side: ``python -m escnet_bench.isolated`` reading
+one JSON request on stdin and writing one JSON line on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from typing import Any
+
+METHOD = (
+    "fresh child process per backend (python -m escnet_bench.isolated): imports, opens the backend, then per point "
+    "(classes ascending) resets VmHWM, embeds the vocabulary and segments the batch once; peak = VmHWM"
+)
+
+
+@dataclass(frozen=True)
+class IsolatedRequest:
+    backend: str  # "torch" or an escnet_runtime backend name
+    preset: str
+    artifacts: str
+    checkpoint: str | None  # reference weights for "torch" (None: the preset seeded with ``seed``)
+    seed: int
+    batch_size: int
+    points: list[tuple[int, int]]
+    names: dict[str, list[str]]  # str(classes) -> names
+    class_chunk: int | None = None  # classes per decoder call (None: the manifest's / the model config's)
+
+
+@dataclass(frozen=True)
+class IsolatedResult:
+    rss_after_imports_mib: float | None
+    rss_after_load_mib: float | None
+    peaks_mib: dict[str, float | None]  # "T,B" -> peak RSS of the process during that point
+    torch_imported: bool
+    error: str | None = None
+
+
+def measure_isolated(request: IsolatedRequest) -> IsolatedResult:
+    """Run the child and parse its answer; a failing child is a result with ``error`` set."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "escnet_bench.isolated"],
+        input=json.dumps(asdict(request)),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return IsolatedResult(None, None, {}, False, f"child exited {proc.returncode}: {tail}")
+    return IsolatedResult(**json.loads(lines[-1]))
+
+
+def _load(request: IsolatedRequest) -> tuple[Any, Any]:
+    """(set_vocabulary(names), segment(images)) callables for the requested backend."""
+    if request.backend == "torch":
+        import torch
+
+        from escnet import build_model, load_checkpoint
+        from escnet_bench.reference import segment_torch
+
+        if request.checkpoint:
+            model = load_checkpoint(request.checkpoint, preset=request.preset).eval()
+        else:
+            torch.manual_seed(request.seed)
+            model = build_model(request.preset).eval()
+        state: dict[str, Any] = {}
+
+        def set_vocabulary(names: list[str]) -> None:
+            with torch.inference_mode():
+                state["text"] = model.embed_classes(names)
+
+        def segment(images: Any) -> Any:
+            with torch.inference_mode():
+                chunk = -1 if request.class_chunk is None else request.class_chunk
+                return segment_torch(model, torch.from_numpy(images), state["text"], chunk).numpy()
+
+        return set_vocabulary, segment
+    from escnet_runtime import Segmenter
+
+    seg = Segmenter(
+        request.artifacts,
+        backend=request.backend,
+        disk_cache=False,
+        batch_size=request.batch_size,
+        class_chunk=request.class_chunk,
+    )
+    return seg.set_vocabulary, seg.segment
+
+
+def _child() -> None:
+    from escnet_bench.inputs import synthetic_images  # numpy only
+    from escnet_bench.memory import current_rss_mib, release_free_memory, reset_rss_peak, rss_peak_mib
+
+    raw = json.loads(sys.stdin.read())
+    request = IsolatedRequest(**{**raw, "points": [tuple(p) for p in raw["points"]]})
+    after_imports = current_rss_mib()
+    set_vocabulary, segment = _load(request)
+    after_load = current_rss_mib()
+    peaks: dict[str, float | None] = {}
+    for classes, batch in sorted(request.points):
+        images = synthetic_images(batch, request.seed)
+        release_free_memory()
+        reset_rss_peak()
+        set_vocabulary(request.names[str(classes)])
+        segment(images)
+        peaks[f"{classes},{batch}"] = rss_peak_mib()
+    result = IsolatedResult(after_imports, after_load, peaks, "torch" in sys.modules)
+    print(json.dumps(asdict(result)))
+
+
+if __name__ == "__main__":
+    _child()

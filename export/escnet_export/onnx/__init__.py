@@ -1,0 +1,1 @@
+"""ONNX: the three graphs exported from a trained model, their manifest, simplification and opsets."""

@@ -1,0 +1,1 @@
+"""Triton: model repositories around an artifacts folder (Python-backend pipeline, or graph models + BLS)."""

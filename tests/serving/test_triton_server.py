@@ -1,0 +1,152 @@
+"""A real tritonserver (2.51, bundled in nvidia-pytriton) on 127.0.0.1 serving the repository that
+`escnet-export triton` wrote for the tiny artifacts: labels over HTTP and gRPC equal the in-process
+Segmenter's; malformed requests get an error and the server keeps serving; stopped by its PID.
+
+The server's Python backend runs this interpreter, with the project's NumPy (2.x here).
+"""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+from escnet_runtime import Segmenter
+from escnet_runtime.serving import encode_names
+from support.artifacts import tiny_artifacts
+from support.tritonserver import TritonServer
+from tritonclient.utils import InferenceServerException
+
+pytestmark = pytest.mark.slow
+
+VOCABULARY = ["wall", "floor", "sky"]
+NAMES = ["cat", "grass", "sky", "road", "person"]
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory):
+    return tiny_artifacts(tmp_path_factory)[0]
+
+
+@pytest.fixture(scope="module")
+def server(artifacts, tmp_path_factory):
+    base = tmp_path_factory.mktemp("triton")
+    repo = base / "repo"
+    cmd = [sys.executable, "-c", "from escnet_export.cli import app; app()", "triton", "--artifacts", str(artifacts)]
+    cmd += ["--out", str(repo), "--classes", ",".join(VOCABULARY), "--max-classes", "64", "--max-batch", "4"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    srv = TritonServer(repo, base / "server")
+    srv.start()
+    yield srv
+    pid = srv.process.pid
+    srv.stop()
+    assert srv.process.poll() is not None, f"tritonserver {pid} still running"
+
+
+def images() -> list[np.ndarray]:
+    rng = np.random.default_rng(7)
+    return [rng.integers(0, 256, shape, dtype=np.uint8) for shape in [(97, 130, 3), (64, 64, 3), (150, 90, 3)]]
+
+
+def reference(artifacts, names, image) -> np.ndarray:
+    seg = Segmenter(artifacts, disk_cache=False).set_vocabulary(names)
+    return seg.segment(image).labels
+
+
+def http_inputs(image: np.ndarray, names: list[str] | None, dtype: str = "UINT8") -> list:
+    x = httpclient.InferInput("image", [1, *image.shape], dtype)
+    x.set_data_from_numpy(image[None])
+    if names is None:
+        return [x]
+    text = encode_names(names)[None]
+    c = httpclient.InferInput("classes", list(text.shape), "UINT8")
+    c.set_data_from_numpy(text)
+    return [x, c]
+
+
+def test_http_and_grpc_labels_equal_the_segmenter(server, artifacts):
+    http = httpclient.InferenceServerClient(server.http)
+    grpc = grpcclient.InferenceServerClient(server.grpc)
+    try:
+        for image in images():
+            expected = reference(artifacts, NAMES, image)
+            res = http.infer("escnet", http_inputs(image, NAMES))
+            labels = res.as_numpy("labels")
+            assert labels.dtype == np.int32 and labels.shape == (1, *image.shape[:2])
+            np.testing.assert_array_equal(labels[0], expected)
+            assert res.as_numpy("class_names")[0].tobytes().decode().split("\n") == NAMES
+
+            x = grpcclient.InferInput("image", [1, *image.shape], "UINT8")
+            x.set_data_from_numpy(image[None])
+            c = grpcclient.InferInput("classes", [1, encode_names(NAMES).size], "UINT8")
+            c.set_data_from_numpy(encode_names(NAMES)[None])
+            np.testing.assert_array_equal(grpc.infer("escnet", [x, c]).as_numpy("labels")[0], expected)
+    finally:
+        http.close()
+        grpc.close()
+    # the Python backend ran this interpreter's NumPy (2.x in the project), not another environment's
+    assert f"numpy {np.__version__}" in server.log_path.read_text(errors="replace")
+
+
+def test_no_classes_means_the_configured_vocabulary(server, artifacts):
+    image = images()[0]
+    http = httpclient.InferenceServerClient(server.http)
+    try:
+        res = http.infer("escnet", http_inputs(image, None))
+        np.testing.assert_array_equal(res.as_numpy("labels")[0], reference(artifacts, VOCABULARY, image))
+        assert res.as_numpy("class_names")[0].tobytes().decode().split("\n") == VOCABULARY
+    finally:
+        http.close()
+
+
+def _malformed(image: np.ndarray) -> dict[str, list]:
+    wrong_dtype = httpclient.InferInput("image", [1, *image.shape], "FP32")
+    wrong_dtype.set_data_from_numpy(image[None].astype(np.float32))
+    many = [f"class {i}" for i in range(100_000)]
+    return {
+        "wrong dtype": [wrong_dtype],
+        "empty image": http_inputs(np.zeros((0, 0, 3), np.uint8), NAMES),
+        "100k classes": http_inputs(image, many),
+        "duplicate classes": http_inputs(image, ["sky", "Sky"]),
+        "not UTF-8": http_inputs(image, ["sky"])[:1] + [_raw_classes(b"\xff\xfe")],
+    }
+
+
+def _raw_classes(data: bytes):
+    c = httpclient.InferInput("classes", [1, len(data)], "UINT8")
+    c.set_data_from_numpy(np.frombuffer(data, np.uint8)[None])
+    return c
+
+
+def test_malformed_requests_get_errors_and_the_server_keeps_serving(server, artifacts):
+    image = images()[1]
+    expected = reference(artifacts, NAMES, image)
+    http = httpclient.InferenceServerClient(server.http, connection_timeout=120, network_timeout=120)
+    try:
+        for what, inputs in _malformed(image).items():
+            with pytest.raises(InferenceServerException) as err:
+                http.infer("escnet", inputs)
+            assert str(err.value).strip(), what
+            assert server.process.poll() is None, f"server died after the {what} request"
+            labels = http.infer("escnet", http_inputs(image, NAMES)).as_numpy("labels")[0]
+            np.testing.assert_array_equal(labels, expected, err_msg=f"after the {what} request")
+        assert http.is_model_ready("escnet")
+    finally:
+        http.close()
+
+
+def test_a_changed_artifact_keeps_the_model_from_loading(artifacts, tmp_path):
+    repo = tmp_path / "repo"
+    cmd = [sys.executable, "-c", "from escnet_export.cli import app; app()", "triton", "--artifacts", str(artifacts)]
+    assert subprocess.run([*cmd, "--out", str(repo)], capture_output=True, timeout=300).returncode == 0
+    with open(repo / "escnet" / "1" / "artifacts" / "decoder.onnx", "ab") as f:
+        f.write(b"\0")
+    srv = TritonServer(repo, tmp_path / "server")
+    with pytest.raises(RuntimeError, match="tritonserver exited") as err:
+        srv.start()
+    srv.stop()
+    assert "failed to load all models" in str(err.value)
+    assert "decoder.onnx does not match the manifest" in srv.log_path.read_text(errors="replace")
+    assert srv.process.poll() is not None
