@@ -135,7 +135,7 @@ class ESCNetConfig:
     sam: SamConfig = field(default_factory=SamConfig)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
-    class_chunk: int | None = 64  # classes per chunk in the per-class stages; None = all at once
+    class_chunk: int | None = 32  # classes per decoder call (the runtime's default too); None = all at once
 
     @property
     def grid(self) -> int:

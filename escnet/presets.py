@@ -70,7 +70,7 @@ def tiny() -> ESCNetConfig:
         sam=SamConfig(dim=32, heads=2, mlp_dim=64, depth=2, attention_downsample=2, mask_in_chans=16),
         prompt=PromptConfig(),
         fusion=FusionConfig(window=4, shift=2, swin_heads=2, class_heads=2, text_guidance_dim=32),
-        class_chunk=64,
+        class_chunk=32,
     )
 
 

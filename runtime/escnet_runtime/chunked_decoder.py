@@ -1,7 +1,7 @@
 """The decoder over chunks of classes: memory bounded by the chunk, for any number of classes.
 
 The exported ``decoder`` graph takes all T classes in one call, and its working memory grows
-with T. The decoder's step graphs (``contract.decoder_stage_specs``; their order is the
+with T. The decoder's step graphs (``contract.decoder_step_specs``; their order is the
 manifest's ``decoder_steps``: open, block_0, attend_0, block_1, ..., block_{N-1}, close) each
 take one chunk of classes. Classes are coupled only through small per-pixel sums over ALL
 classes (each block's prompt-softmax normaliser, each block's class-attention sums), which

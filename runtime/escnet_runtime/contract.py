@@ -25,7 +25,7 @@ BATCH, TEXTS, CLASSES = "batch", "texts", "classes"  # dynamic axis names
 IMAGE_ENCODER, TEXT_ENCODER, DECODER = "image_encoder", "text_encoder", "decoder"
 GRAPH_NAMES: tuple[str, ...] = (IMAGE_ENCODER, TEXT_ENCODER, DECODER)
 # The decoder again, as steps over a chunk of classes each (bounded memory for any T):
-# open -> block_0 -> attend_0 -> block_1 -> ... -> block_{N-1} -> close; see ``decoder_stage_names``.
+# open -> block_0 -> attend_0 -> block_1 -> ... -> block_{N-1} -> close; see ``decoder_step_names``.
 DECODER_OPEN, DECODER_CLOSE = "decoder_open", "decoder_close"
 DECODER_BLOCK, DECODER_ATTEND = "decoder_block_{}", "decoder_attend_{}"
 # Classes per decoder call that escnet-export recommends in the manifest (runtime fallback too).
@@ -160,10 +160,10 @@ def graph_specs(d: ModelDims) -> dict[str, GraphSpec]:
         ),
         DECODER: GraphSpec(DECODER, (dense, guid_a, guid_b, classes), (logits,)),
     }
-    return {**specs, **decoder_stage_specs(d, dense, guid_a, guid_b, classes, logits)}
+    return {**specs, **decoder_step_specs(d, dense, guid_a, guid_b, classes, logits)}
 
 
-def decoder_stage_names(num_blocks: int) -> tuple[str, ...]:
+def decoder_step_names(num_blocks: int) -> tuple[str, ...]:
     """The decoder's steps in the order they run: open, block_0, attend_0, ..., block_{N-1}, close."""
     names = [DECODER_OPEN]
     for k in range(num_blocks):
@@ -173,7 +173,7 @@ def decoder_stage_names(num_blocks: int) -> tuple[str, ...]:
     return (*names, DECODER_CLOSE)
 
 
-def decoder_stage_specs(
+def decoder_step_specs(
     d: ModelDims, dense: TensorSpec, guid_a: TensorSpec, guid_b: TensorSpec, classes: TensorSpec, logits: TensorSpec
 ) -> dict[str, GraphSpec]:
     """The decoder as steps over a chunk of classes ("classes" is the chunk's size here).

@@ -237,12 +237,12 @@ class Segmenter:
         self.embeddings  # noqa: B018 (raises without a vocabulary)
         results: list[SegmentResult] = []
         for start in range(0, len(arrays), self.batch_size):
-            chunk = arrays[start : start + self.batch_size]
+            group = arrays[start : start + self.batch_size]
             if sliding_window:
-                scores = [self._scores_sliding(img) for img in chunk]
+                scores = [self._scores_sliding(img) for img in group]
             else:
-                scores = self._scores_single(chunk)
-            for img, scores_for in zip(chunk, scores, strict=True):
+                scores = self._scores_single(group)
+            for img, scores_for in zip(group, scores, strict=True):
                 up = label_classes(scores_for, len(self.class_names), img.shape[:2], keep_scores=return_scores)
                 results.append(SegmentResult(up.labels, self.class_names, up.scores))
         return results[0] if single else results

@@ -15,7 +15,7 @@ from escnet_runtime.contract import (
     DECODER_OPEN,
     DEFAULT_CLASS_CHUNK,
     IMAGE_ENCODER,
-    decoder_stage_names,
+    decoder_step_names,
 )
 from support.artifacts import tiny_artifacts
 
@@ -52,7 +52,7 @@ def _image() -> np.ndarray:
 def test_manifest_lists_the_steps(pair):
     folder, model = pair
     manifest = load_manifest(folder)
-    assert manifest.decoder_steps == decoder_stage_names(model.config.num_blocks)
+    assert manifest.decoder_steps == decoder_step_names(model.config.num_blocks)
     assert manifest.decoder_steps == (
         "decoder_open",
         "decoder_block_0",

@@ -34,7 +34,7 @@ MIN_AGREEMENT = 0.999
 # Graphs that decide prompt points, or whose outputs (the next block's prompt scores and their
 # log-sum-exp) become decisions in the next step: f32 under bf16. With per-block prompts that is
 # every decoder step but the last.
-PROMPT_GRAPHS = {C.DECODER, *C.decoder_stage_names(2)[:-1]}
+PROMPT_GRAPHS = {C.DECODER, *C.decoder_step_names(2)[:-1]}
 
 
 def _cpu_has_bf16() -> bool:

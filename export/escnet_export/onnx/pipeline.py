@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from escnet_runtime.contract import DEFAULT_CLASS_CHUNK, VOCAB_FILE, decoder_stage_names, graph_specs
+from escnet_runtime.contract import DEFAULT_CLASS_CHUNK, VOCAB_FILE, decoder_step_names, graph_specs
 from escnet_runtime.manifest import Manifest, write_manifest
 
 from escnet_export.checks.parity import Comparison
@@ -133,7 +133,7 @@ def _run_export(opts: ExportOptions, step: Step, start: float) -> ExportResult:
             timings[name] = time.perf_counter() - t0
         step("parity against PyTorch (ONNX Runtime)")
         sample = sample_inputs(model, opts.parity_batch, opts.parity_classes, seed=1)
-        steps = decoder_stage_names(model.config.num_blocks)
+        steps = decoder_step_names(model.config.num_blocks)
         parity = graph_parity(model, staging, specs, sample, steps=steps)
         if not all(r.passed for r in parity):
             return ExportResult(opts.out, None, graphs, parity, time.perf_counter() - start, False, timings)
