@@ -10,7 +10,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .config import ESCNetConfig, config_from_dict, config_to_dict
+from .config import ESCNetConfig, config_to_dict
+from .config_check import config_from_dict
 from .errors import CheckpointError
 from .io_utils import atomic_path
 from .modeling.model import ESCNet

@@ -1,7 +1,8 @@
 """Typed configuration of ESC-Net. Every *decided* choice of ``model.md`` is a field here.
 
 Configs are frozen dataclasses: they are saved inside checkpoints as JSON and rebuilt with
-:func:`config_from_dict`, never executed or built from string overrides.
+:func:`escnet.config_check.config_from_dict` (which checks them; this module imports nothing of
+it), never executed or built from string overrides.
 """
 
 from __future__ import annotations
@@ -9,8 +10,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
-
-from .errors import ConfigError
 
 DEFAULT_TEMPLATES: tuple[str, ...] = ("A photo of a {} in the scene.",)
 
@@ -149,51 +148,6 @@ class ESCNetConfig:
         return dataclasses.replace(self, **changes)
 
 
-_NESTED = {"clip": ClipConfig, "sam": SamConfig, "prompt": PromptConfig, "fusion": FusionConfig}
-
-
 def config_to_dict(config: ESCNetConfig) -> dict[str, Any]:
+    """The config as plain JSON-ready values; :func:`escnet.config_check.config_from_dict` rebuilds it."""
     return dataclasses.asdict(config)
-
-
-def config_from_dict(data: dict[str, Any]) -> ESCNetConfig:
-    """Rebuild a config from :func:`config_to_dict`'s output; unknown or missing fields, wrong
-    types and out-of-range values are a one-line :class:`ConfigError` (see ``config_check``)."""
-    from .config_check import check_config
-
-    if not isinstance(data, dict):
-        raise ConfigError(f"config must be a JSON object of fields, got {type(data).__name__}")
-    known = {f.name for f in dataclasses.fields(ESCNetConfig)}
-    unknown = set(data) - known
-    if unknown:
-        raise ConfigError(f"unknown config fields {sorted(unknown)}; expected a subset of {sorted(known)}")
-    kwargs: dict[str, Any] = {}
-    for name, value in data.items():
-        if name in _NESTED:
-            value = _nested(name, value)
-        elif isinstance(value, list):
-            value = tuple(value)
-        kwargs[name] = value
-    if _required(ESCNetConfig) - set(kwargs):
-        raise ConfigError(f"config fields missing: {sorted(_required(ESCNetConfig) - set(kwargs))}")
-    return check_config(ESCNetConfig(**kwargs))
-
-
-def _nested(name: str, value: Any) -> Any:
-    cls = _NESTED[name]
-    if not isinstance(value, dict):
-        raise ConfigError(f"config.{name} must be an object of {cls.__name__} fields, got {type(value).__name__}")
-    bad = set(value) - {f.name for f in dataclasses.fields(cls)}
-    if bad:
-        raise ConfigError(f"unknown {name} config fields {sorted(bad)}")
-    if _required(cls) - set(value):
-        raise ConfigError(f"config.{name} fields missing: {sorted(_required(cls) - set(value))}")
-    return cls(**value)
-
-
-def _required(cls: type) -> set[str]:
-    return {
-        f.name
-        for f in dataclasses.fields(cls)
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-    }

@@ -1,4 +1,5 @@
-"""Checks of an :class:`ESCNetConfig` before anything is allocated: types, ranges, consistency.
+"""Checks of an :class:`ESCNetConfig` before anything is allocated: types, ranges, consistency;
+and :func:`config_from_dict`, which rebuilds a config from JSON values and checks it.
 
 A config read from a checkpoint is untrusted input: ``vision_width=-5`` must not reach
 ``nn.Linear`` (a negative-dimension traceback) and ``vision_layers=10**9`` must not start
@@ -15,7 +16,7 @@ import typing
 from collections.abc import Iterator
 from typing import Any
 
-from .config import ESCNetConfig
+from .config import ClipConfig, ESCNetConfig, FusionConfig, PromptConfig, SamConfig
 from .errors import ConfigError
 
 MAX_WIDTH = 16384  # any channel count
@@ -23,6 +24,50 @@ MAX_DEPTH = 256  # any layer count, ESC blocks included
 MAX_COUNT = 1_000_000  # vocabulary size, k-means iterations, rank levels, templates, class chunk
 MAX_IMAGE = 8192  # image_size, context_length, patch and window sides
 _SHOW = 3  # problems named in one error
+
+
+_NESTED = {"clip": ClipConfig, "sam": SamConfig, "prompt": PromptConfig, "fusion": FusionConfig}
+
+
+def config_from_dict(data: dict[str, Any]) -> ESCNetConfig:
+    """Rebuild a config from :func:`escnet.config.config_to_dict`'s output; unknown or missing
+    fields, wrong types and out-of-range values are a one-line :class:`ConfigError`."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"config must be a JSON object of fields, got {type(data).__name__}")
+    known = {f.name for f in dataclasses.fields(ESCNetConfig)}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"unknown config fields {sorted(unknown)}; expected a subset of {sorted(known)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        if name in _NESTED:
+            value = _nested(name, value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[name] = value
+    if _required(ESCNetConfig) - set(kwargs):
+        raise ConfigError(f"config fields missing: {sorted(_required(ESCNetConfig) - set(kwargs))}")
+    return check_config(ESCNetConfig(**kwargs))
+
+
+def _nested(name: str, value: Any) -> Any:
+    cls = _NESTED[name]
+    if not isinstance(value, dict):
+        raise ConfigError(f"config.{name} must be an object of {cls.__name__} fields, got {type(value).__name__}")
+    bad = set(value) - {f.name for f in dataclasses.fields(cls)}
+    if bad:
+        raise ConfigError(f"unknown {name} config fields {sorted(bad)}")
+    if _required(cls) - set(value):
+        raise ConfigError(f"config.{name} fields missing: {sorted(_required(cls) - set(value))}")
+    return cls(**value)
+
+
+def _required(cls: type) -> set[str]:
+    return {
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
 
 
 def check_config(config: ESCNetConfig) -> ESCNetConfig:

@@ -14,7 +14,8 @@ import torch
 from safetensors.torch import save_file
 
 from escnet import CheckpointError, get_config, load_checkpoint, save_checkpoint
-from escnet.config import config_from_dict, config_to_dict
+from escnet.config import config_to_dict
+from escnet.config_check import config_from_dict
 from escnet.errors import ConfigError
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
