@@ -159,34 +159,97 @@ def test_unknown_cpu_arena_is_refused(artifacts):
         Segmenter(artifacts, disk_cache=False, cpu_arena="big")
 
 
-def _methods(path, cls: str) -> set[str]:
-    """Names of the methods ``cls`` defines in the Python file ``path`` (read, not imported:
-    the Triton BLS backend only imports inside a server)."""
+def _class(path, cls: str):
+    """The class ``cls`` as Python's ast parses it from ``path`` (read, not imported: the Triton
+    BLS backend only imports inside a server)."""
     import ast
 
     tree = ast.parse(path.read_text())
     (node,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls]
-    return {f.name for f in node.body if isinstance(f, ast.FunctionDef)}
+    return node
 
 
-@pytest.mark.parametrize(
-    "path, cls",
-    [
-        ("runtime/escnet_runtime/backends/ort.py", "OrtBackend"),
-        ("runtime/escnet_runtime/backends/ov.py", "OvBackend"),
-        ("runtime/escnet_runtime/backends/trt.py", "TrtBackend"),
-        ("export/escnet_export/triton/bls.py", "BlsBackend"),
-    ],
-)
+def _methods(path, cls: str) -> set[str]:
+    """Names of the methods ``cls`` defines in the Python file ``path``."""
+    import ast
+
+    return {f.name for f in _class(path, cls).body if isinstance(f, ast.FunctionDef)}
+
+
+def _abstract(path, cls: str) -> set[str]:
+    """Names of the methods ``cls`` declares ``@abstractmethod``."""
+    import ast
+
+    return {
+        f.name
+        for f in _class(path, cls).body
+        if isinstance(f, ast.FunctionDef) and any(ast.unparse(d) == "abstractmethod" for d in f.decorator_list)
+    }
+
+
+BACKEND_CLASSES = [
+    ("runtime/escnet_runtime/backends/ort.py", "OrtBackend"),
+    ("runtime/escnet_runtime/backends/ov.py", "OvBackend"),
+    ("runtime/escnet_runtime/backends/trt.py", "TrtBackend"),
+    ("export/escnet_export/triton/bls.py", "BlsBackend"),
+]
+
+
+@pytest.mark.parametrize("path, cls", BACKEND_CLASSES)
 def test_every_backend_has_the_whole_protocol(path, cls):
     """A Segmenter calls every method of ``Backend`` (graph_sha256 for the cache key, release
-    from the chunked decoder, close): each backend class defines them all."""
+    from the chunked decoder, close): the base class defines them all, with the input checks and
+    the context protocol written once there; each backend derives from it and implements what is
+    abstract, never ``run`` or the context protocol again."""
+    import ast
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    wanted = _methods(root / "runtime/escnet_runtime/backends/base.py", "Backend") - {"__enter__", "__exit__"}
-    assert wanted >= {"graph_sha256", "run", "put", "to_host", "release", "close"}
-    assert wanted - _methods(root / path, cls) == set()
+    base = root / "runtime/escnet_runtime/backends/base.py"
+    wanted = _methods(base, "Backend")
+    assert wanted >= {"graph_sha256", "run", "run_impl", "put", "to_host", "release", "close", "__enter__"}
+    assert _abstract(base, "Backend") == {"run_impl", "close"}
+    assert [ast.unparse(b) for b in _class(root / path, cls).bases] == ["Backend"]
+    defined = _methods(root / path, cls)
+    assert {"run_impl", "close"} <= defined
+    assert defined & {"run", "__enter__", "__exit__"} == set()
+
+
+def test_base_class_checks_inputs_and_closes(artifacts):
+    """The input checks and the context protocol run for every backend, from the base class; a
+    backend that leaves ``run_impl`` out cannot be made; an unknown graph is a BackendError."""
+    from escnet_runtime import load_manifest
+    from escnet_runtime.backends import Backend
+
+    class Recording(Backend):
+        def __init__(self, manifest):
+            super().__init__("recording", "fp32", manifest)
+            self.calls, self.closed = [], 0
+
+        def run_impl(self, spec, inputs, keep_on_device):
+            self.calls.append(spec.name)
+            return {}
+
+        def close(self):
+            self.closed += 1
+
+    class Incomplete(Backend):
+        def close(self):
+            pass
+
+    manifest = load_manifest(artifacts)
+    with pytest.raises(TypeError, match="run_impl"):
+        Incomplete("x", "fp32", manifest)
+    with Recording(manifest) as backend:
+        with pytest.raises(BackendError, match="expected int64"):
+            backend.run(TEXT_ENCODER, {TOKEN_IDS: np.zeros((1, 77), np.int32)})
+        with pytest.raises(BackendError, match="unknown graph 'nope'"):
+            backend.run("nope", {})
+        assert backend.calls == []  # refused before the backend saw them
+        backend.run(TEXT_ENCODER, {TOKEN_IDS: np.zeros((1, 77), np.int64)})
+        assert backend.calls == [TEXT_ENCODER]
+        assert backend.graph_sha256(TEXT_ENCODER) == manifest.files[manifest.graphs[TEXT_ENCODER].file]
+    assert backend.closed == 1
 
 
 def test_parity_runner_has_the_step_protocol():

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
-from escnet_runtime.backends.base import check_feed
+from escnet_runtime.backends.base import Backend
+from escnet_runtime.contract import GraphSpec
 from escnet_runtime.errors import BackendError
 from escnet_runtime.fileio import sha256_file
 from escnet_runtime.manifest import Manifest, load_manifest
@@ -37,23 +38,22 @@ def verify_bls_files(artifacts: Path, repository: Path, models: GraphModels) -> 
             raise pb_utils.TritonModelException(f"{path}: the {graph} model is missing or was changed")
 
 
-class BlsBackend:
-    """The runtime's Backend protocol over BLS calls; values are host numpy arrays."""
+class BlsBackend(Backend):
+    """The runtime's Backend over BLS calls; values are host numpy arrays.
 
-    name = "bls"
+    Thread safety: every call is its own ``InferenceRequest``; Triton schedules them."""
 
     def __init__(self, artifacts: Path, models: GraphModels) -> None:
-        self.manifest: Manifest = load_manifest(artifacts, verify=False)
-        self.models = models
+        manifest: Manifest = load_manifest(artifacts, verify=False)
         precisions = {entry.get("precision", "fp32") for entry in models.values()}
-        self.precision = "fp16" if "fp16" in precisions else "fp32"
+        super().__init__("bls", "fp16" if "fp16" in precisions else "fp32", manifest)
+        self.models = models
 
     def graph_sha256(self, graph: str) -> str:
         return self.models[graph]["sha256"]
 
-    def run(self, graph: str, inputs: Mapping[str, Any], keep_on_device: Sequence[str] = ()) -> dict[str, Any]:
-        spec = self.manifest.graphs[graph]
-        check_feed(spec, inputs)
+    def run_impl(self, spec: GraphSpec, inputs: Mapping[str, Any], keep_on_device: Sequence[str]) -> dict[str, Any]:
+        graph = spec.name
         tensors = [pb_utils.Tensor.from_dlpack(k, np.ascontiguousarray(v)) for k, v in inputs.items()]
         request = pb_utils.InferenceRequest(
             model_name=self.models[graph]["model"],
@@ -68,15 +68,6 @@ class BlsBackend:
             name: np.from_dlpack(pb_utils.get_output_tensor_by_name(response, name)).copy()
             for name in spec.output_names
         }
-
-    def put(self, array: np.ndarray) -> np.ndarray:
-        return array
-
-    def to_host(self, value: Any) -> np.ndarray:
-        return np.asarray(value)
-
-    def release(self, graph: str) -> None:
-        """Nothing to do: the server's models manage their own memory."""
 
     def close(self) -> None:
         """Nothing to free here: the server owns the models this backend calls."""

@@ -8,6 +8,7 @@ that the next graph reads (image features -> decoder) and the class embeddings s
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import onnxruntime as ort
 
-from escnet_runtime.backends.base import check_feed
+from escnet_runtime.backends.base import Backend
 from escnet_runtime.contract import TEXT_ENCODER, GraphSpec
 from escnet_runtime.errors import BackendError
 from escnet_runtime.graph_files import GraphBytes, verified_graph
@@ -40,17 +41,19 @@ CPU_ARENAS: tuple[str, ...] = ("shared", "session", "off")
 CPU_DISABLED_OPTIMIZERS: tuple[str, ...] = ("SkipLayerNormFusion",)
 
 _shared_cpu_arena = False
+_arena_lock = threading.Lock()
 
 
 def share_cpu_arena() -> None:
     """Register one CPU arena allocator in ONNX Runtime's process-wide environment (once per
     process); sessions created with ``session.use_env_allocators`` then draw from it."""
     global _shared_cpu_arena
-    if _shared_cpu_arena:
-        return
-    info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
-    ort.create_and_register_allocator(info, ort.OrtArenaCfg({}))
-    _shared_cpu_arena = True
+    with _arena_lock:
+        if _shared_cpu_arena:
+            return
+        info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+        ort.create_and_register_allocator(info, ort.OrtArenaCfg({}))
+        _shared_cpu_arena = True
 
 
 def cpu_session_options(opts: ort.SessionOptions, arena: CpuArena) -> None:
@@ -106,8 +109,11 @@ def _session_from_bytes(
     return ort.InferenceSession(graph.model, sess_options=opts, providers=providers, disabled_optimizers=disabled)
 
 
-class OrtBackend:
+class OrtBackend(Backend):
     """Sessions are created on first use of each graph (a text-only run never loads the decoder).
+
+    Thread safety: ONNX Runtime's ``InferenceSession.run`` may be called from several threads at
+    once; a lock makes sure each graph's session is created once.
 
     Each session is built from the graph's bytes as read and hashed at that moment
     (``verified_graph``): loading lazily keeps a text-only run from reading the decoder, and
@@ -126,10 +132,8 @@ class OrtBackend:
     ) -> None:
         if name not in PROVIDERS:
             raise BackendError(f"unknown ONNX Runtime backend {name!r}; expected one of {sorted(PROVIDERS)}")
-        self.name = name
-        self.precision = "fp32"  # the exported ONNX graphs are float32
+        super().__init__(name, "fp32", manifest)  # the exported ONNX graphs are float32
         self.folder = Path(folder)
-        self.manifest = manifest
         self.provider = PROVIDERS[name]
         available = ort.get_available_providers()
         if self.provider not in available:
@@ -145,14 +149,19 @@ class OrtBackend:
         self.trt_cache_dir = Path(trt_cache_dir) if trt_cache_dir else self.folder / "ort_trt_cache"
         self.on_gpu = self.provider != "CPUExecutionProvider"
         self._sessions: dict[str, ort.InferenceSession] = {}
-
-    def graph_sha256(self, graph: str) -> str:
-        return self.manifest.files[self.manifest.graphs[graph].file]
+        self._lock = threading.Lock()  # held while a session is created
 
     def _session(self, graph: str) -> ort.InferenceSession:
         session = self._sessions.get(graph)
         if session is not None:
             return session
+        with self._lock:
+            session = self._sessions.get(graph)
+            if session is None:
+                session = self._sessions[graph] = self._new_session(graph)
+            return session
+
+    def _new_session(self, graph: str) -> ort.InferenceSession:
         spec = self.manifest.graphs[graph]
         opts = ort.SessionOptions()
         opts.log_severity_level = 3  # errors only; fall-back is detected below, not read from logs
@@ -181,7 +190,6 @@ class OrtBackend:
                 f"{self.provider} for {spec.file} (is CUDA/TensorRT installed and a GPU visible?)"
             )
         self._check_io(spec, session)
-        self._sessions[graph] = session
         return session
 
     @staticmethod
@@ -194,10 +202,9 @@ class OrtBackend:
                 f"{spec.input_names} / {spec.output_names}"
             )
 
-    def run(self, graph: str, inputs: Mapping[str, Any], keep_on_device: Sequence[str] = ()) -> dict[str, Any]:
+    def run_impl(self, spec: GraphSpec, inputs: Mapping[str, Any], keep_on_device: Sequence[str]) -> dict[str, Any]:
         """Run one graph; with a GPU provider, outputs named in ``keep_on_device`` stay OrtValues on it."""
-        spec = self.manifest.graphs[graph]
-        check_feed(spec, inputs)
+        graph = spec.name
         session = self._session(graph)
         try:
             if not self.on_gpu:
@@ -233,16 +240,7 @@ class OrtBackend:
     def to_host(self, value: Any) -> np.ndarray:
         return value.numpy() if isinstance(value, ort.OrtValue) else np.asarray(value)
 
-    def release(self, graph: str) -> None:
-        """Nothing to do: sessions share one arena (see ``close``)."""
-
     def close(self) -> None:
         """Drop every session (its weights; a per-session arena). The process-wide shared arena,
         when used, stays registered with ONNX Runtime for the next sessions."""
         self._sessions.clear()
-
-    def __enter__(self) -> OrtBackend:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

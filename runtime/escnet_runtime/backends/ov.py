@@ -26,8 +26,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from escnet_runtime.backends.base import check_feed
-from escnet_runtime.contract import IMAGE_ENCODER, TEXT_ENCODER
+from escnet_runtime.backends.base import Backend
+from escnet_runtime.contract import IMAGE_ENCODER, TEXT_ENCODER, GraphSpec
 from escnet_runtime.errors import BackendError
 from escnet_runtime.graph_files import verified_graph
 from escnet_runtime.heap import trim_heap
@@ -101,7 +101,7 @@ def decision_nodes(model: Any) -> list[str]:
     return found
 
 
-class OvBackend:
+class OvBackend(Backend):
     """One compiled model and infer request per graph, created on first use of the graph."""
 
     def __init__(
@@ -121,10 +121,8 @@ class OvBackend:
             raise BackendError(f"release_memory {release_memory!r}: expected one of {', '.join(RELEASE_MEMORY)}")
         self.release_memory = release_memory
         self.ov = import_openvino(name)
-        self.name = name
-        self.precision = "fp32" if OV_PRECISIONS[name] == "f32" else "bf16"  # text-embedding cache key
+        super().__init__(name, "fp32" if OV_PRECISIONS[name] == "f32" else "bf16", manifest)  # cache key
         self.folder = Path(folder)
-        self.manifest = manifest
         self.threads = threads
         self.num_streams = num_streams
         where = Path(model_cache_dir) if model_cache_dir else default_model_cache_dir()
@@ -136,9 +134,6 @@ class OvBackend:
         self._compiled: dict[str, Any] = {}
         self._requests: dict[str, Any] = {}
         self.graph_precision: dict[str, str] = {}  # graph -> INFERENCE_PRECISION_HINT it was compiled with
-
-    def graph_sha256(self, graph: str) -> str:
-        return self.manifest.files[self.manifest.graphs[graph].file]
 
     def _config(self, precision: str) -> dict[str, Any]:
         config: dict[str, Any] = {
@@ -182,10 +177,9 @@ class OvBackend:
         self._requests[graph] = request = compiled.create_infer_request()
         return request
 
-    def run(self, graph: str, inputs: Mapping[str, Any], keep_on_device: Sequence[str] = ()) -> dict[str, Any]:
+    def run_impl(self, spec: GraphSpec, inputs: Mapping[str, Any], keep_on_device: Sequence[str]) -> dict[str, Any]:
         """Run one graph; outputs are copies (the request's buffers are reused by its next run)."""
-        spec = self.manifest.graphs[graph]
-        check_feed(spec, inputs)
+        graph = spec.name
         request = self._request(graph)
         feed = {name: np.ascontiguousarray(inputs[name]) for name in spec.input_names}
         try:
@@ -211,12 +205,6 @@ class OvBackend:
         if graph in self._compiled and RELEASE_MEMORY[self.release_memory].when_done:
             self._release(graph)
 
-    def put(self, array: np.ndarray) -> Any:
-        return array
-
-    def to_host(self, value: Any) -> np.ndarray:
-        return np.asarray(value)
-
     def runtime_precisions(self, graph: str) -> Counter[str]:
         """Compiled ``graph``'s executed float nodes by the precision they run in (e.g. f32 / bf16),
         read from OpenVINO's runtime model: what the plugin really does, not what was asked."""
@@ -234,12 +222,6 @@ class OvBackend:
         """Release every infer request and compiled model (their weights and working memory)."""
         self._requests.clear()
         self._compiled.clear()
-
-    def __enter__(self) -> OvBackend:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _first(e: BaseException) -> str:

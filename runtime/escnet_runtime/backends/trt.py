@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from escnet_runtime.backends.base import check_feed
-from escnet_runtime.contract import BUILD_MANIFEST_FILE, ENGINE_DIR, ENGINE_SUFFIX
+from escnet_runtime.backends.base import Backend
+from escnet_runtime.contract import BUILD_MANIFEST_FILE, ENGINE_DIR, ENGINE_SUFFIX, GraphSpec
 from escnet_runtime.errors import BackendError
 from escnet_runtime.manifest import Manifest, ManifestError, read_hashed
 
@@ -61,14 +61,13 @@ class DeviceTensor:
     dtype: np.dtype
 
 
-class TrtBackend:
+class TrtBackend(Backend):
     def __init__(
         self, folder: str | Path, manifest: Manifest, engines_dir: str | Path | None = None, device_id: int = 0
     ) -> None:
         trt, cudart = _import_tensorrt()
         self.trt, self.cudart = trt, cudart
-        self.name = "trt"
-        self.manifest = manifest
+        super().__init__("trt", "fp32", manifest)
         self.engines_dir = Path(engines_dir) if engines_dir else Path(folder) / ENGINE_DIR
         self.build = self._read_build()
         self.precision = str(self.build.get("precision", "fp32"))
@@ -134,10 +133,9 @@ class TrtBackend:
             self._buffers[(graph, tensor)] = (ptr, nbytes)
         return ptr
 
-    def run(self, graph: str, inputs: Mapping[str, Any], keep_on_device: Sequence[str] = ()) -> dict[str, Any]:
+    def run_impl(self, spec: GraphSpec, inputs: Mapping[str, Any], keep_on_device: Sequence[str]) -> dict[str, Any]:
         trt, cudart = self.trt, self.cudart
-        spec = self.manifest.graphs[graph]
-        check_feed(spec, inputs)
+        graph = spec.name
         context, engine = self._context(graph), self._engines[graph]
         h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
         staged = []  # host arrays stay alive until the stream is synchronised
@@ -192,9 +190,6 @@ class TrtBackend:
         self._constant = DeviceTensor(ptr, host.shape, host.dtype)
         return self._constant
 
-    def release(self, graph: str) -> None:
-        """Nothing to do: device buffers are sized once per shape and reused by every graph."""
-
     def close(self) -> None:
         """Free every device buffer, the constant, the execution contexts, engines and the stream."""
         free = self.cudart.cudaFree
@@ -209,12 +204,6 @@ class TrtBackend:
         if self.stream is not None:
             _check(self.cudart.cudaStreamDestroy(self.stream), "cudaStreamDestroy")
             self.stream = None
-
-    def __enter__(self) -> TrtBackend:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def to_host(self, value: Any) -> np.ndarray:
         if not isinstance(value, DeviceTensor):
