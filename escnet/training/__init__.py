@@ -1,4 +1,4 @@
-"""escnet.training: ``TrainConfig`` and ``train`` (the engine behind ``escnet-train``).
+"""escnet.training: ``TrainConfig`` and ``train`` (the training loop behind ``escnet-train``).
 
 Imported on first use, so that ``escnet-train --help`` does not import torch.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_PUBLIC = {"TrainConfig": ".config", "TrainResult": ".engine", "train": ".engine"}
+_PUBLIC = {"TrainConfig": ".config", "TrainResult": ".loop", "train": ".loop"}
 
 
 def __getattr__(name: str) -> Any:

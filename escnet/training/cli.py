@@ -30,76 +30,101 @@ HELP = (
 app = typer.Typer(add_completion=False, help=HELP, pretty_exceptions_enable=False)
 
 
+# The options, one alias each (None: not given, so --config or the default holds).
+_Data = Annotated[
+    Path | None,
+    typer.Option(help="Required. Data root (COCO-Stuff prepared layout, or a set with classes.txt).", metavar="DIR"),
+]
+_Out = Annotated[
+    Path | None, typer.Option(help="Required. Run folder: checkpoints, logs, model.safetensors.", metavar="DIR")
+]
+_Config = Annotated[Path | None, typer.Option(help="JSON file of training config fields.")]
+_Preset = Annotated[str | None, typer.Option(help="Model preset: vit-b16, vit-l14 or tiny.")]
+_Resume = Annotated[
+    bool, typer.Option("--resume", help="Continue the run saved in --out (same recipe; --time-limit is new).")
+]
+_Dataset = Annotated[str | None, typer.Option(help="auto, coco171 or synthetic.")]
+_Iters = Annotated[
+    int | None, typer.Option(help="Total optimiser steps of the run (default 80000, ~46 h for vit-b16 here).")
+]
+_BatchSize = Annotated[int | None, typer.Option(help="Global batch size.")]
+_Lr = Annotated[float | None, typer.Option(help="Base learning rate.")]
+_BackboneMultiplier = Annotated[float | None, typer.Option(help="LR factor for CLIP and the SAM blocks.")]
+_WeightDecay = Annotated[float | None, typer.Option(help="AdamW weight decay (default 1e-4).")]
+_WarmupIters = Annotated[int | None, typer.Option(help="Linear learning-rate warm-up steps (default 0).")]
+_GradClip = Annotated[float | None, typer.Option(help="Max gradient L2 norm (all parameters).")]
+_Crop = Annotated[int | None, typer.Option(help="Training crop side (default: the preset's image size).")]
+_ScaleMin = Annotated[float | None, typer.Option(help="Random rescale range, low end (short side / crop).")]
+_ScaleMax = Annotated[float | None, typer.Option(help="Random rescale range, high end.")]
+_Seed = Annotated[int | None, typer.Option(help="Seed of the initialisation, sampling and augmentation.")]
+_Amp = Annotated[bool | None, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA.")]
+_ClipWeights = Annotated[str | None, typer.Option(help="open_clip / OpenAI CLIP state dict.")]
+_SamWeights = Annotated[str | None, typer.Option(help="Official SAM checkpoint (sam_vit_b_01ec64.pth).")]
+_LogEvery = Annotated[int | None, typer.Option(help="Log the loss every N steps (log.jsonl) (default 10).")]
+_CkptEvery = Annotated[int | None, typer.Option(help="Save the resumable state every N steps (default 500).")]
+_ValEvery = Annotated[int | None, typer.Option(help="Validate every N steps and at the end (0: never) (default 500).")]
+_ValLimit = Annotated[int | None, typer.Option(help="Held-out images per validation (default 20).")]
+_NumWorkers = Annotated[int | None, typer.Option(help="DataLoader worker processes (0: load in the main process).")]
+_Threads = Annotated[int | None, typer.Option(help="torch CPU threads per process.")]
+_Progress = Annotated[
+    bool | None, typer.Option("--progress/--no-progress", help="A bar on a terminal, a line per log step elsewhere.")
+]
+_LrSchedule = Annotated[
+    str | None,
+    typer.Option(
+        help="auto (time with --time-limit, else steps), steps (cosine over --iters), time (cosine over --time-limit)."
+    ),
+]
+_TimeLimit = Annotated[
+    float | None,
+    typer.Option(help="Wall-clock seconds for this invocation; the schedule decays over it; saves and stops."),
+]
+
+
 @app.command(help=HELP)
 def main_command(
-    data: Annotated[
-        Path | None,
-        typer.Option(
-            help="Required. Data root (COCO-Stuff prepared layout, or a set with classes.txt).", metavar="DIR"
-        ),
-    ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Required. Run folder: checkpoints, logs, model.safetensors.", metavar="DIR")
-    ] = None,
-    config: Annotated[Path | None, typer.Option(help="JSON file of training config fields.")] = None,
-    preset: Annotated[str | None, typer.Option(help="Model preset: vit-b16, vit-l14 or tiny.")] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Continue the run saved in --out (same recipe; --time-limit is new).")
-    ] = False,
-    dataset: Annotated[str | None, typer.Option(help="auto, coco171 or synthetic.")] = None,
-    iters: Annotated[
-        int | None, typer.Option(help="Total optimiser steps of the run (default 80000, ~46 h for vit-b16 here).")
-    ] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Global batch size.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Base learning rate.")] = None,
-    backbone_multiplier: Annotated[float | None, typer.Option(help="LR factor for CLIP and the SAM blocks.")] = None,
-    weight_decay: Annotated[float | None, typer.Option(help="AdamW weight decay (default 1e-4).")] = None,
-    warmup_iters: Annotated[int | None, typer.Option(help="Linear learning-rate warm-up steps (default 0).")] = None,
-    grad_clip: Annotated[float | None, typer.Option(help="Max gradient L2 norm (all parameters).")] = None,
-    crop: Annotated[int | None, typer.Option(help="Training crop side (default: the preset's image size).")] = None,
-    scale_min: Annotated[float | None, typer.Option(help="Random rescale range, low end (short side / crop).")] = None,
-    scale_max: Annotated[float | None, typer.Option(help="Random rescale range, high end.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the initialisation, sampling and augmentation.")] = None,
-    amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="Mixed precision on CUDA.")] = None,
-    clip_weights: Annotated[str | None, typer.Option(help="open_clip / OpenAI CLIP state dict.")] = None,
-    sam_weights: Annotated[str | None, typer.Option(help="Official SAM checkpoint (sam_vit_b_01ec64.pth).")] = None,
-    log_every: Annotated[int | None, typer.Option(help="Log the loss every N steps (log.jsonl) (default 10).")] = None,
-    ckpt_every: Annotated[
-        int | None, typer.Option(help="Save the resumable state every N steps (default 500).")
-    ] = None,
-    val_every: Annotated[
-        int | None, typer.Option(help="Validate every N steps and at the end (0: never) (default 500).")
-    ] = None,
-    val_limit: Annotated[int | None, typer.Option(help="Held-out images per validation (default 20).")] = None,
-    num_workers: Annotated[
-        int | None, typer.Option(help="DataLoader worker processes (0: load in the main process).")
-    ] = None,
-    threads: Annotated[int | None, typer.Option(help="torch CPU threads per process.")] = None,
-    progress: Annotated[
-        bool | None,
-        typer.Option("--progress/--no-progress", help="A bar on a terminal, a line per log step elsewhere."),
-    ] = None,
-    lr_schedule: Annotated[
-        str | None,
-        typer.Option(
-            help="auto (time with --time-limit, else steps), steps (cosine over --iters), time (cosine "
-            "over --time-limit)."
-        ),
-    ] = None,
-    time_limit: Annotated[
-        float | None,
-        typer.Option(help="Wall-clock seconds for this invocation; the schedule decays over it; saves and stops."),
-    ] = None,
+    data: _Data = None,
+    out: _Out = None,
+    config: _Config = None,
+    preset: _Preset = None,
+    resume: _Resume = False,
+    dataset: _Dataset = None,
+    iters: _Iters = None,
+    batch_size: _BatchSize = None,
+    lr: _Lr = None,
+    backbone_multiplier: _BackboneMultiplier = None,
+    weight_decay: _WeightDecay = None,
+    warmup_iters: _WarmupIters = None,
+    grad_clip: _GradClip = None,
+    crop: _Crop = None,
+    scale_min: _ScaleMin = None,
+    scale_max: _ScaleMax = None,
+    seed: _Seed = None,
+    amp: _Amp = None,
+    clip_weights: _ClipWeights = None,
+    sam_weights: _SamWeights = None,
+    log_every: _LogEvery = None,
+    ckpt_every: _CkptEvery = None,
+    val_every: _ValEvery = None,
+    val_limit: _ValLimit = None,
+    num_workers: _NumWorkers = None,
+    threads: _Threads = None,
+    progress: _Progress = None,
+    lr_schedule: _LrSchedule = None,
+    time_limit: _TimeLimit = None,
 ) -> None:
     """Train (or resume) one run."""
+    given: dict[str, Any] = {k: v for k, v in locals().items() if k not in ("config", "resume") and v is not None}
+    _train_run(config, resume, given)
+
+
+def _train_run(config: Path | None, resume: bool, given: dict[str, Any]) -> None:
+    """Merge ``given`` options over ``--config``, train, and print one summary line (rank 0)."""
     from ..data.errors import DatasetError
     from .config import config_from_dict, read_config_file
-    from .engine import train
+    from .loop import train
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    given: dict[str, Any] = {k: v for k, v in locals().items() if k not in ("config", "resume") and v is not None}
-    for name in ("DatasetError", "config_from_dict", "read_config_file", "train"):
-        given.pop(name, None)
     try:
         fields = read_config_file(config) if config is not None else {}
         fields.update(given)

@@ -140,7 +140,7 @@ def test_cosine_schedule() -> None:
 
 def test_short_run_lowers_the_loss(syn_data: Path, tmp_path: Path) -> None:
     from escnet import load_checkpoint
-    from escnet.training.engine import train
+    from escnet.training.loop import train
 
     cfg = TrainConfig(
         data=str(syn_data), out=str(tmp_path / "run"), preset="tiny", iters=24, batch_size=2, log_every=6,
@@ -274,7 +274,7 @@ def test_trains_on_the_coco_stuff_layout(tmp_path: Path) -> None:
     import numpy as np
     from PIL import Image
 
-    from escnet.training.engine import train
+    from escnet.training.loop import train
 
     base = tmp_path / "data" / "coco-stuff"
     (base / "images/train2017").mkdir(parents=True)

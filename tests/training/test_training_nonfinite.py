@@ -65,25 +65,25 @@ def test_a_run_that_diverges_stops_and_writes_no_model(syn_data: Path, tmp_path:
 
 def test_nan_loss_keeps_the_last_good_checkpoint(syn_data: Path, tmp_path: Path, monkeypatch) -> None:
     """Injected: the loss turns NaN at step 4; the checkpoint of step 2 stays, nothing else is saved."""
-    import escnet.training.engine as engine
+    import escnet.training.loop as loop
     from escnet.training.state import load_state
 
-    real, calls = engine.segmentation_bce, []
+    real, calls = loop.segmentation_bce, []
 
     def nan_at_step_4(*args, **kwargs):
         calls.append(1)
         loss = real(*args, **kwargs)
         return loss * float("nan") if len(calls) == 4 else loss
 
-    monkeypatch.setattr(engine, "segmentation_bce", nan_at_step_4)
+    monkeypatch.setattr(loop, "segmentation_bce", nan_at_step_4)
     out = tmp_path / "run"
     cfg = TrainConfig(
         data=str(syn_data), out=str(out), preset="tiny", iters=6, batch_size=1, log_every=1, ckpt_every=2,
         val_every=0, threads=1, progress=False,
     )  # fmt: skip
     ckpt = out / "checkpoints" / "last.pt"
-    with pytest.raises(engine.TrainingDiverged) as e:
-        engine.train(cfg)
+    with pytest.raises(loop.TrainingDiverged) as e:
+        loop.train(cfg)
     assert str(e.value) == (
         f"loss is nan at step 4: training diverged (try a lower --lr); stopped without saving, "
         f"the last good checkpoint {ckpt} is kept"
@@ -97,9 +97,9 @@ def test_nan_loss_keeps_the_last_good_checkpoint(syn_data: Path, tmp_path: Path,
 
 def test_nan_weights_are_never_saved(syn_data: Path, tmp_path: Path, monkeypatch) -> None:
     """Injected: a step that leaves NaN weights (the loss itself was finite): no checkpoint is written."""
-    import escnet.training.engine as engine
+    import escnet.training.loop as loop
 
-    real = engine.build_optimizer
+    real = loop.build_optimizer
 
     def poisoned(model, *args, **kwargs):
         optimizer, groups = real(model, *args, **kwargs)
@@ -111,14 +111,14 @@ def test_nan_weights_are_never_saved(syn_data: Path, tmp_path: Path, monkeypatch
         optimizer.register_step_post_hook(poison)
         return optimizer, groups
 
-    monkeypatch.setattr(engine, "build_optimizer", poisoned)
+    monkeypatch.setattr(loop, "build_optimizer", poisoned)
     out = tmp_path / "run"
     cfg = TrainConfig(
         data=str(syn_data), out=str(out), preset="tiny", iters=2, batch_size=1, log_every=1, ckpt_every=1,
         val_every=0, threads=1, progress=False,
     )  # fmt: skip
-    with pytest.raises(engine.TrainingDiverged, match="weights hold NaN or Inf at step 1"):
-        engine.train(cfg)
+    with pytest.raises(loop.TrainingDiverged, match="weights hold NaN or Inf at step 1"):
+        loop.train(cfg)
     assert not (out / "checkpoints").exists() and not (out / "model.safetensors").exists()
 
 

@@ -8,11 +8,10 @@ import logging
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..builder import build_model
@@ -30,6 +29,7 @@ from .logger import RunLog
 from .loss import segmentation_bce
 from .optim import build_optimizer, build_scheduler, cosine_factor
 from .pipeline import training_loader, training_specs
+from .progress import announce, is_terminal, plain_line, progress_bar
 from .state import TrainStateError, load_state, save_state, set_rng_states
 
 log = logging.getLogger("escnet.train")
@@ -68,48 +68,6 @@ def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContext
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.autocast("cuda", dtype=dtype)
-
-
-def _is_terminal() -> bool:
-    return sys.stderr.isatty()
-
-
-def _progress(enabled: bool) -> Progress:
-    """rich's bar on a terminal; elsewhere (a CI log, a file) :func:`_plain_line` prints a line per log step."""
-    return Progress(
-        TextColumn("[bold]train"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        disable=not (enabled and _is_terminal()),
-    )
-
-
-def _plain_line(step: int, config: TrainConfig, loss: float, lr: float, ran: tuple[int, float]) -> str:
-    """``train [elapsed s] step k/N loss x lr y, ETA ...``; ``ran``: (steps, seconds) of this invocation."""
-    steps, seconds = ran
-    eta = (config.iters - step) * seconds / max(1, steps)
-    if config.time_limit is not None:
-        eta = min(eta, max(0.0, config.time_limit - seconds))
-    return f"train [{seconds:7.1f} s] step {step}/{config.iters} loss {loss:.4f} lr {lr:.3g}, ETA {_duration(eta)}"
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.1f} min"
-
-
-def _announce(config: TrainConfig, start: int) -> None:
-    """What this invocation will do, once, before the first step."""
-    limit = f", at most {config.time_limit:.0f} s in this invocation" if config.time_limit is not None else ""
-    resumed = f"; resuming at step {start}" if start else ""
-    print(
-        f"escnet-train: {config.preset}, up to {config.iters} steps of batch {config.batch_size}{limit}, "
-        f"lr schedule {config.schedule}{resumed}",
-        file=sys.stderr,
-        flush=True,
-    )
 
 
 def _validate(model: ESCNet, val: SegmentationDataset, names: list[str], config: TrainConfig, device) -> dict:
@@ -190,20 +148,80 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         torch.set_num_threads(threads)
 
 
+@dataclass
+class _Run:
+    """The parts one invocation trains with, built by :func:`_prepare`."""
+
+    config: TrainConfig
+    info: DistInfo
+    ckpt: Path  # the resumable state, checkpoint_path(out)
+    model: ESCNet
+    net: torch.nn.Module  # the model, wrapped in DistributedDataParallel under torchrun
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    trainable: list[torch.nn.Parameter]
+    train_set: SegmentationDataset
+    val_set: SegmentationDataset | None
+    start: int  # steps finished before this invocation
+    elapsed0: float  # seconds the run trained before this invocation
+    start_factor: float  # learning-rate factor where a time schedule stopped
+    runlog: RunLog | None = None  # the main process's log
+    t_start: float = 0.0  # this invocation's start: --time-limit counts from here
+
+    @property
+    def t0(self) -> float:
+        """The whole run's start (resumed ones included): the log's elapsed_s counts from here."""
+        return self.t_start - self.elapsed0
+
+
+@dataclass
+class _Tally:
+    """What the loop has done so far."""
+
+    step: int
+    last_loss: float = float("nan")
+    val_miou: float | None = None
+    grad_norm: float = float("nan")
+    window: list[float] = field(default_factory=list)  # losses since the last log line
+
+
 def _train(config: TrainConfig, resume: bool, info: DistInfo) -> TrainResult:
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     if config.batch_size % info.world_size:
         raise ValueError(f"batch_size {config.batch_size} is not divisible by the {info.world_size} processes")
-    out, data_root = Path(config.out), Path(config.data)
-    ckpt = checkpoint_path(out)
-    state = _resume_state(config, ckpt, resume, info)
+    run = _prepare(config, resume, info)
+    augment_config = AugmentConfig(config.crop or run.model.config.image_size, config.scale_min, config.scale_max)
+    loader = training_loader(
+        run.train_set, augment_config, config.batch_size, config.seed, run.start, config.iters,
+        info.rank, info.world_size, config.num_workers,
+    )  # fmt: skip
+    out = Path(config.out)
+    if info.is_main:
+        run.runlog = RunLog(out, resume_step=run.start)
+        with atomic_path(out / "train_config.json") as tmp:
+            tmp.write_text(json.dumps(config.to_dict(), indent=2), encoding="utf-8")
+    tally = _loop(run, loader)
+    model_path = out / "model.safetensors"
+    if not _weights_finite(run.model):
+        raise _diverged("weights hold NaN or Inf", tally.step, run.ckpt)
+    if info.is_main:
+        save_checkpoint(run.model, model_path)
+        if run.runlog is not None:
+            run.runlog.flush()
+    barrier(info)
+    return TrainResult(tally.step, tally.last_loss, tally.val_miou, model_path)
 
+
+def _prepare(config: TrainConfig, resume: bool, info: DistInfo) -> _Run:
+    """The data, the model and its optimiser, restored from the saved state when resuming."""
+    data_root = Path(config.data)
+    ckpt = checkpoint_path(Path(config.out))
+    state = _resume_state(config, ckpt, resume, info)
     spec, val_spec = training_specs(data_root, config.dataset)
     train_set = SegmentationDataset(data_root, spec)
     val_set = SegmentationDataset(data_root, val_spec) if val_spec is not None and config.val_every else None
-    names = train_set.prompt_names
-
     torch.manual_seed(config.seed)
     model = build_model(config.preset, config.clip_weights, config.sam_weights)
     if state is not None:
@@ -211,14 +229,7 @@ def _train(config: TrainConfig, resume: bool, info: DistInfo) -> TrainResult:
     model.to(info.device).train()
     optimizer, _ = build_optimizer(model, config.lr, config.backbone_multiplier, config.weight_decay)
     scheduler = build_scheduler(optimizer, config.iters, config.warmup_iters)
-    start, elapsed0, start_factor = 0, 0.0, 1.0
-    if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        set_rng_states(state["rng"])
-        start, elapsed0 = int(state["step"]), float(state["elapsed"])
-        group = optimizer.param_groups[0]
-        start_factor = min(1.0, max(0.0, group["lr"] / group["initial_lr"]))  # where the time schedule stopped
+    start, elapsed0, start_factor = _restore(state, optimizer, scheduler)
     net: torch.nn.Module = model
     if info.enabled:
         net = DistributedDataParallel(model, device_ids=[info.device.index] if info.device.type == "cuda" else None)
@@ -226,87 +237,112 @@ def _train(config: TrainConfig, resume: bool, info: DistInfo) -> TrainResult:
         "cuda", enabled=info.device.type == "cuda" and config.amp and not torch.cuda.is_bf16_supported()
     )
     trainable = [p for g in optimizer.param_groups for p in g["params"]]
-
-    augment_config = AugmentConfig(config.crop or model.config.image_size, config.scale_min, config.scale_max)
-    loader = training_loader(
-        train_set, augment_config, config.batch_size, config.seed, start, config.iters,
-        info.rank, info.world_size, config.num_workers,
+    return _Run(
+        config, info, ckpt, model, net, optimizer, scheduler, scaler, trainable, train_set, val_set,
+        start, elapsed0, start_factor,
     )  # fmt: skip
-    runlog = RunLog(out, resume_step=start) if info.is_main else None
-    if info.is_main:
-        with atomic_path(out / "train_config.json") as tmp:
-            tmp.write_text(json.dumps(config.to_dict(), indent=2), encoding="utf-8")
-    t_start = time.perf_counter()  # this invocation: --time-limit counts from here
-    t0 = t_start - elapsed0  # the whole run (resumed ones included): the log's elapsed_s
-    step, last_loss, val_miou, window = start, float("nan"), None, []
-    plain = config.progress and info.is_main and not _is_terminal()
+
+
+def _restore(
+    state: dict | None, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler
+) -> tuple[int, float, float]:
+    """Load the optimiser, schedule and RNG states: (start step, elapsed seconds, start factor)."""
+    if state is None:
+        return 0, 0.0, 1.0
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    set_rng_states(state["rng"])
+    group = optimizer.param_groups[0]
+    start_factor = min(1.0, max(0.0, group["lr"] / group["initial_lr"]))  # where the time schedule stopped
+    return int(state["step"]), float(state["elapsed"]), start_factor
+
+
+def _loop(run: _Run, loader) -> _Tally:
+    """Optimise until the last step or the time limit, logging, validating and saving on the way."""
+    config, info = run.config, run.info
+    tally = _Tally(run.start)
+    plain = config.progress and info.is_main and not is_terminal()
+    run.t_start = time.perf_counter()
     if config.progress and info.is_main:
-        _announce(config, start)
-    with _progress(config.progress and info.is_main) as bar:
-        task = bar.add_task("train", total=config.iters, completed=start, loss=float("nan"))
+        announce(config, run.start)
+    with progress_bar(config.progress and info.is_main) as bar:
+        task = bar.add_task("train", total=config.iters, completed=run.start, loss=float("nan"))
         for batch in loader:
-            parts = (optimizer, scheduler, scaler)
+            parts = (run.optimizer, run.scheduler, run.scaler)
             try:
-                loss, grad_norm = _optimise(
-                    net, batch, names, train_set.ignore_index, parts, trainable, config, info.device, info
-                )
+                loss, tally.grad_norm = _optimise(
+                    run.net, batch, run.train_set.prompt_names, run.train_set.ignore_index, parts,
+                    run.trainable, config, info.device, info,
+                )  # fmt: skip
             except TrainingDiverged as e:
-                raise _diverged(str(e), step + 1, ckpt) from None
-            step += 1
-            if config.schedule == "time" and step >= config.warmup_iters:
-                ran_ms = int(1000 * (time.perf_counter() - t_start))
-                factor = start_factor * cosine_factor(ran_ms, int(1000 * config.time_limit))
-                for group in optimizer.param_groups:
-                    group["lr"] = group["initial_lr"] * factor
-            window.append(loss)
+                raise _diverged(str(e), tally.step + 1, run.ckpt) from None
+            tally.step += 1
+            _follow_time_schedule(run, tally.step)
+            tally.window.append(loss)
             out_of_time = config.time_limit is not None and (
-                all_mean(float(time.perf_counter() - t_start >= config.time_limit), info) > 0
+                all_mean(float(time.perf_counter() - run.t_start >= config.time_limit), info) > 0
             )  # every process stops at the same step
-            if step % config.log_every == 0 or step == config.iters or out_of_time:
-                last_loss = all_mean(window[-1], info)
-                mean_loss = all_mean(sum(window) / len(window), info)
-                window = []
-                if runlog is not None:
-                    lrs = {f"lr_{g['name']}": g["lr"] for g in optimizer.param_groups}
-                    runlog.add(
-                        {
-                            "kind": "train", "step": step, "loss": last_loss, "loss_mean": mean_loss,
-                            "grad_norm": grad_norm, **lrs, "elapsed_s": time.perf_counter() - t0,
-                        }
-                    )  # fmt: skip
-                bar.update(task, completed=step, loss=last_loss)
-                if plain:
-                    ran = (step - start, time.perf_counter() - t_start)
-                    print(_plain_line(step, config, last_loss, optimizer.param_groups[0]["lr"], ran), file=sys.stderr)
-            if val_set is not None and (step % config.val_every == 0 or step == config.iters or out_of_time):
-                if info.is_main:
-                    metrics = _validate(model, val_set, names, config, info.device)
-                    val_miou = metrics["miou"]
-                    runlog.add({"kind": "val", "step": step, **metrics, "elapsed_s": time.perf_counter() - t0})
-                barrier(info)
-            if step % config.ckpt_every == 0 or step == config.iters or out_of_time:
-                if not _weights_finite(model):  # e.g. a step with a NaN learning rate
-                    raise _diverged("weights hold NaN or Inf", step, ckpt)
-                if info.is_main:
-                    save_state(ckpt, model, optimizer, scheduler, step, config.to_dict(), time.perf_counter() - t0)
-                    runlog.flush()
-                barrier(info)
-            elif runlog is not None and step % config.log_every == 0:
-                runlog.flush()
+            if tally.step % config.log_every == 0 or tally.step == config.iters or out_of_time:
+                _log_step(run, tally, plain)
+                bar.update(task, completed=tally.step, loss=tally.last_loss)
+            _validate_and_save(run, tally, out_of_time)
             if out_of_time:
                 if info.is_main:
                     log.warning(
                         "escnet-train: time limit %.0f s of this invocation reached at step %d (--resume goes on)",
                         config.time_limit,
-                        step,
+                        tally.step,
                     )
                 break
-    model_path = out / "model.safetensors"
-    if not _weights_finite(model):
-        raise _diverged("weights hold NaN or Inf", step, ckpt)
-    if info.is_main:
-        save_checkpoint(model, model_path)
-        if runlog is not None:
-            runlog.flush()
-    barrier(info)
-    return TrainResult(step, last_loss, val_miou, model_path)
+    return tally
+
+
+def _follow_time_schedule(run: _Run, step: int) -> None:
+    """Under the time schedule, past the warm-up: the cosine factor of the seconds spent."""
+    config = run.config
+    if config.schedule == "time" and step >= config.warmup_iters:
+        ran_ms = int(1000 * (time.perf_counter() - run.t_start))
+        factor = run.start_factor * cosine_factor(ran_ms, int(1000 * config.time_limit))
+        for group in run.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * factor
+
+
+def _log_step(run: _Run, tally: _Tally, plain: bool) -> None:
+    """The losses since the last log line (mean over processes) into the log, and a plain line."""
+    tally.last_loss = all_mean(tally.window[-1], run.info)
+    mean_loss = all_mean(sum(tally.window) / len(tally.window), run.info)
+    tally.window = []
+    if run.runlog is not None:
+        lrs = {f"lr_{g['name']}": g["lr"] for g in run.optimizer.param_groups}
+        run.runlog.add(
+            {
+                "kind": "train", "step": tally.step, "loss": tally.last_loss, "loss_mean": mean_loss,
+                "grad_norm": tally.grad_norm, **lrs, "elapsed_s": time.perf_counter() - run.t0,
+            }
+        )  # fmt: skip
+    if plain:
+        ran = (tally.step - run.start, time.perf_counter() - run.t_start)
+        lr = run.optimizer.param_groups[0]["lr"]
+        print(plain_line(tally.step, run.config, tally.last_loss, lr, ran), file=sys.stderr)
+
+
+def _validate_and_save(run: _Run, tally: _Tally, out_of_time: bool) -> None:
+    """Validation and the resumable state when due (every process waits for the main one)."""
+    config, info, step = run.config, run.info, tally.step
+    last = step == config.iters or out_of_time
+    if run.val_set is not None and (step % config.val_every == 0 or last):
+        if info.is_main:
+            metrics = _validate(run.model, run.val_set, run.train_set.prompt_names, config, info.device)
+            tally.val_miou = metrics["miou"]
+            run.runlog.add({"kind": "val", "step": step, **metrics, "elapsed_s": time.perf_counter() - run.t0})
+        barrier(info)
+    if step % config.ckpt_every == 0 or last:
+        if not _weights_finite(run.model):  # e.g. a step with a NaN learning rate
+            raise _diverged("weights hold NaN or Inf", step, run.ckpt)
+        if info.is_main:
+            elapsed = time.perf_counter() - run.t0
+            save_state(run.ckpt, run.model, run.optimizer, run.scheduler, step, config.to_dict(), elapsed)
+            run.runlog.flush()
+        barrier(info)
+    elif run.runlog is not None and step % config.log_every == 0:
+        run.runlog.flush()
