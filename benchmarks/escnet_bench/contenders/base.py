@@ -23,7 +23,7 @@ import numpy as np
 
 Family = Literal["torch", "runtime"]
 Device = Literal["cpu", "cuda"]
-Precision = Literal["fp32", "fp16", "bf16"]
+Precision = Literal["fp32", "fp16", "bf16", "int8"]
 MemoryDevice = Literal["cpu", "cuda-torch", "cuda-sampled"]
 
 

@@ -32,9 +32,16 @@ RUNTIME_SPECS: dict[str, ContenderSpec] = {
         ContenderSpec("trt", "runtime", "cuda", "fp32", "escnet_runtime, TensorRT engines (precision as built)"),
         ContenderSpec("ov-cpu", "runtime", "cpu", "fp32", "escnet_runtime, OpenVINO CPU, f32"),
         ContenderSpec("ov-cpu-bf16", "runtime", "cpu", "bf16", "escnet_runtime, OpenVINO CPU, bf16 (prompts f32)"),
+        ContenderSpec("ort-cpu-int8", "runtime", "cpu", "int8", "escnet_runtime, ONNX Runtime CPU, int8 artifacts"),
+        ContenderSpec("ov-cpu-int8", "runtime", "cpu", "int8", "escnet_runtime, OpenVINO CPU, int8 artifacts"),
     )
 }
+# An int8 contender runs its runtime backend on the quantised folder beside the artifacts:
+# ARTIFACTS-int8 (written by ``escnet-export quantize --artifacts ARTIFACTS --out ARTIFACTS-int8``).
+INT8_BACKENDS = {"ort-cpu-int8": "ort-cpu", "ov-cpu-int8": "ov-cpu"}
+INT8_SUFFIX = "-int8"
 _PROVIDERS = {
+    "ort-cpu-int8": "CPUExecutionProvider",
     "ort-cpu": "CPUExecutionProvider",
     "ort-cuda": "CUDAExecutionProvider",
     "ort-trt": "TensorrtExecutionProvider",
@@ -66,6 +73,12 @@ def unavailable_reason(name: str) -> str | None:
     return None
 
 
+def int8_folder(artifacts: Path) -> Path:
+    """Where the int8 contenders look for the quantised artifacts: ARTIFACTS-int8 beside ARTIFACTS."""
+    artifacts = Path(artifacts)
+    return artifacts.with_name(artifacts.name + INT8_SUFFIX)
+
+
 class RuntimeContender(Contender):
     """A ``Segmenter`` on one runtime backend, opened on the artifacts folder (every session loaded up front).
 
@@ -76,11 +89,17 @@ class RuntimeContender(Contender):
         reason = unavailable_reason(name)
         if reason is not None:
             raise ContenderUnavailable(reason)
+        backend, folder = INT8_BACKENDS.get(name, name), int8_folder(artifacts) if name in INT8_BACKENDS else artifacts
+        if name in INT8_BACKENDS and not (folder / C.MANIFEST_FILE).is_file():
+            raise ContenderUnavailable(
+                f"no int8 artifacts at {folder}; write them with escnet-export quantize --artifacts {artifacts} "
+                f"--synthetic 64 --out {folder}"
+            )
         self._tmp = Path(tempfile.mkdtemp(prefix="escnet-bench-cache-"))
         self._cold_runs = 0
         try:
             self.seg = Segmenter(
-                artifacts, backend=name, cache_dir=self._tmp / "cache", batch_size=batch_size, class_chunk=class_chunk
+                folder, backend=backend, cache_dir=self._tmp / "cache", batch_size=batch_size, class_chunk=class_chunk
             )
             # Load every session now: a provider that silently falls back is found here, and
             # session creation is part of the load time, not of the first timed figure.
@@ -93,7 +112,8 @@ class RuntimeContender(Contender):
             self.close()
             raise
         self.backend = self.seg.backend
-        self.spec = replace(RUNTIME_SPECS[name], precision=self.backend.precision)
+        precision = RUNTIME_SPECS[name].precision if name in INT8_BACKENDS else self.backend.precision
+        self.spec = replace(RUNTIME_SPECS[name], precision=precision)
         self.memory_device = "cuda-sampled" if self.spec.device == "cuda" else "cpu"
 
     def graph_fn(self, graph: str, inputs: dict[str, np.ndarray]) -> Callable[[], Any]:
@@ -134,6 +154,9 @@ class RuntimeContender(Contender):
         d: dict[str, Any] = {"artifacts": str(self.seg.folder), "batch_size": self.seg.batch_size}
         d["class_chunk"] = self.seg.class_chunk  # None: every vocabulary in one decoder call
         d["precision"] = self.backend.precision
+        if self.spec.name in INT8_BACKENDS:
+            extra = self.seg.manifest.extra
+            d["quantization"] = {k: extra.get(k) for k in ("precision", "gates", "calibration")}
         if self.spec.name in _PROVIDERS:
             d["onnxruntime"] = ort.__version__
             d["provider"] = _PROVIDERS[self.spec.name]
