@@ -13,8 +13,11 @@ from typing import Any
 
 from escnet.presets import PRESETS
 
-TORCH_BACKENDS = ("torch", "torch-cuda", "torch-cuda-fp16", "torch-cuda-bf16", "torch-compile")
-RUNTIME_BACKENDS = ("ort-cpu", "ort-cuda", "ort-trt", "trt", "ov-cpu", "ov-cpu-bf16")
+TORCH_BACKENDS = (
+    "torch", "torch-bf16", "torch-compile", "torch-compile-bf16",
+    "torch-cuda", "torch-cuda-fp16", "torch-cuda-bf16", "torch-cuda-compile",
+)  # fmt: skip
+RUNTIME_BACKENDS = ("ort-cpu", "ort-cuda", "ort-trt", "trt", "ov-cpu", "ov-cpu-bf16", "ort-cpu-int8", "ov-cpu-int8")
 ALL_BACKENDS = TORCH_BACKENDS + RUNTIME_BACKENDS
 REFERENCE_BACKEND = "torch"
 

@@ -44,7 +44,7 @@ def test_bad_arguments_are_one_line_exit_2(args, message, tmp_path):
 def torch_run(tmp_path_factory):
     """A tiny run of the reference with two unavailable GPU backends beside it."""
     out = tmp_path_factory.mktemp("bench-out")
-    args = ["--preset", "tiny", "--backends", "torch,torch-cuda,torch-compile", "--classes", "2,4,6", "--batch", "1,2"]
+    args = ["--preset", "tiny", "--backends", "torch,torch-cuda,torch-cuda-compile", "--classes", "2,4,6", "--batch", "1,2"]
     result = _run([*args, "--iters", "2", "--warmup", "0", "--out", str(out), "--artifacts", str(out / "none")])
     assert result.exit_code == 0, result.output
     return out, json.loads((out / "results.json").read_text()), result
@@ -67,7 +67,7 @@ def test_unavailable_backends_are_skipped_with_a_reason(torch_run):
     _, data, result = torch_run
     by = {b["name"]: b for b in data["backends"]}
     assert by["torch"]["status"] == "ok"
-    for name in ("torch-cuda", "torch-compile"):
+    for name in ("torch-cuda", "torch-cuda-compile"):
         assert by[name]["status"] == "skipped" and "CUDA" in by[name]["reason"]
         assert not [t for t in data["timings"] if t["backend"] == name]
     assert "| torch-cuda | skipped |" in result.stdout
