@@ -13,9 +13,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from escnet_runtime.contract import BAKED_FORMAT, BAKED_FORMAT_VERSION, MANIFEST_FILE, SEGMENTER, GraphSpec, Preprocess
+from escnet_runtime.baked_graph import check_baked_graph
+from escnet_runtime.contract import (
+    BAKED_FORMAT,
+    BAKED_FORMAT_VERSION,
+    CLASS_SCORES,
+    MANIFEST_FILE,
+    SEGMENTER,
+    GraphSpec,
+    Preprocess,
+    baked_graph_spec,
+)
+from escnet_runtime.errors import InputError
 from escnet_runtime.fileio import atomic_path
-from escnet_runtime.manifest import ManifestError, verify_files
+from escnet_runtime.manifest import MAX_MANIFEST_BYTES, ManifestError, resolve_inside, verify_files
+from escnet_runtime.manifest_checks import (
+    BAKED_SCHEMA_FILE,
+    ManifestFieldError,
+    check_preprocess,
+    check_relative,
+    parse_json,
+    validate_schema,
+)
+from escnet_runtime.vocabulary import check_class_names
 
 SCORES_DOC = (
     "sigmoid of the decoder logits at the decoder's resolution (4g x 4g = S/4 x S/4), one map per class; "
@@ -94,23 +114,69 @@ def write_baked_manifest(folder: str | Path, manifest: BakedManifest) -> Path:
     return path
 
 
-def load_baked_manifest(folder: str | Path, verify: bool = True) -> BakedManifest:
-    """Read a baked folder's manifest; ManifestError (one line) when missing, foreign, newer or tampered."""
+def check_baked(data: dict[str, Any]) -> None:
+    """A baked manifest's fields (its schema, then what a schema cannot say): preprocessing as for
+    artifacts, relative listed files, classes 0..T-1 with distinct names, and the graph's tensors
+    exactly ``contract.baked_graph_spec`` for its T classes. ManifestFieldError names the field."""
+    validate_schema(data, BAKED_SCHEMA_FILE)
+    check_preprocess(data["preprocess"])
+    for name in data["files"]:
+        check_relative(name, "files")
+    graph = data["graphs"][SEGMENTER]
+    file = f"{SEGMENTER}.onnx"
+    if graph.get("file", file) != file:
+        raise ManifestFieldError(f"graphs.{SEGMENTER}.file: expected {file!r}")
+    if file not in data["files"]:
+        raise ManifestFieldError(f"files: the graph file {file!r} is not listed (every graph must be hashed)")
+    classes = data["classes"]
+    if sorted(c["index"] for c in classes) != list(range(len(classes))):
+        raise ManifestFieldError(f"classes: expected the indices 0..{len(classes) - 1}, each once")
+    try:
+        check_class_names([c["name"] for c in classes])
+    except InputError as e:
+        raise ManifestFieldError(f"classes: {e}") from None
+    scores = [t for t in graph["outputs"] if t.get("name") == CLASS_SCORES]
+    side = scores[0]["shape"][-1] if scores and scores[0]["shape"] else 0
+    want = baked_graph_spec(side if isinstance(side, int) else 0, len(classes)).to_dict()
+    for kind in ("inputs", "outputs"):
+        if graph[kind] != want[kind]:
+            raise ManifestFieldError(
+                f"graphs.{SEGMENTER}.{kind}: expected {want[kind]} for {len(classes)} classes, got {graph[kind]}"
+            )
+
+
+def load_baked_manifest(folder: str | Path, verify: bool = True, check_graph: bool = False) -> BakedManifest:
+    """Read a baked folder's manifest; ManifestError (one line) when missing, foreign, newer, tampered
+    or wrong in a field. ``check_graph``: also compare ``segmenter.onnx``'s tensors with the manifest."""
     folder = Path(folder)
     path = folder / MANIFEST_FILE
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        if path.is_file() and path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise ManifestError(f"{path}: {path.stat().st_size} bytes is too large for a manifest")
+        data = parse_json(path.read_text(encoding="utf-8"))
+    except ManifestFieldError as e:
+        raise ManifestError(f"{path}: {e}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ManifestError(f"{path}: unreadable manifest ({type(e).__name__})") from None
     if not isinstance(data, dict) or data.get("format") != BAKED_FORMAT:
-        raise ManifestError(f"{path}: not a baked-vocabulary manifest (format {data.get('format')!r})")
+        got = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise ManifestError(f"{path}: not a baked-vocabulary manifest (format {got!r})")
     version = data.get("format_version")
-    if not isinstance(version, int) or version > BAKED_FORMAT_VERSION:
-        raise ManifestError(f"{path}: baked format version {version} is newer than supported ({BAKED_FORMAT_VERSION})")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ManifestError(f"{path}: format_version: expected a whole number >= 1, got {version!r}")
+    if version > BAKED_FORMAT_VERSION:
+        raise ManifestError(f"{path}: format_version: {version} is newer than supported ({BAKED_FORMAT_VERSION})")
     try:
+        check_baked(data)
         manifest = BakedManifest.from_dict(data)
+    except ManifestFieldError as e:
+        raise ManifestError(f"{path}: {e}") from None
     except (KeyError, TypeError, ValueError, IndexError) as e:
         raise ManifestError(f"{path}: manifest is incomplete ({type(e).__name__}: {e})") from None
+    for name in manifest.files:
+        resolve_inside(folder, name)
     if verify:
         verify_files(folder, manifest)  # type: ignore[arg-type]  (only .files is read)
+    if check_graph:
+        check_baked_graph(folder, manifest.graph, manifest.files)
     return manifest

@@ -33,7 +33,14 @@ from escnet_runtime.contract import (
     provenance_from_sources,
 )
 from escnet_runtime.fileio import atomic_path
-from escnet_runtime.manifest_checks import ManifestFieldError, check_relative, check_values, parse_json, validate_schema
+from escnet_runtime.manifest_checks import (
+    ManifestFieldError,
+    check_decoder_steps,
+    check_relative,
+    check_values,
+    parse_json,
+    validate_schema,
+)
 
 _CHUNK = 1 << 20
 MAX_MANIFEST_BYTES = 64 << 20  # a manifest is a few hundred KiB; refuse to parse anything huge
@@ -181,6 +188,7 @@ def load_manifest(folder: str | Path, verify: bool = True) -> Manifest:
         validate_schema(data)
         check_values(data)
         manifest = Manifest.from_dict(data)
+        check_decoder_steps(manifest.decoder_steps, manifest.graphs)
     except ManifestFieldError as e:
         raise ManifestError(f"{path}: {e}") from None
     except (KeyError, TypeError, ValueError) as e:  # the schema should have caught it; still one line

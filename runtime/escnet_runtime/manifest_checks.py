@@ -10,14 +10,19 @@ from __future__ import annotations
 import json
 import math
 import ntpath
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from importlib import resources
 from typing import Any
 
-from escnet_runtime.contract import DTYPES, IMAGE_ENCODER, Preprocess, TokenizerSpec
+from escnet_runtime.chunked_decoder import check_steps
+from escnet_runtime.contract import DTYPES, IMAGE_ENCODER, GraphSpec, Preprocess, TokenizerSpec, decoder_step_names
+from escnet_runtime.errors import InputError
 
 SCHEMA_FILE = "manifest.schema.json"
+BAKED_SCHEMA_FILE = "baked_manifest.schema.json"
+_BLOCK = re.compile(r"decoder_block_[0-9]+")  # contract.DECODER_BLOCK
 _SHORT = 60  # characters of a bad value quoted in an error
 
 
@@ -26,10 +31,14 @@ class ManifestFieldError(ValueError):
 
 
 @cache
-def load_schema() -> dict[str, Any]:
-    """The manifest's JSON Schema, read from the installed package."""
-    text = resources.files("escnet_runtime").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
-    return json.loads(text)
+def load_schema(name: str = SCHEMA_FILE) -> dict[str, Any]:
+    """A manifest's JSON Schema, read from the installed package: the artifacts' (default) or the
+    baked folders' (``BAKED_SCHEMA_FILE``, which uses the artifacts schema's ``$defs``)."""
+    text = resources.files("escnet_runtime").joinpath(name).read_text(encoding="utf-8")
+    schema = json.loads(text)
+    if name != SCHEMA_FILE:
+        schema["$defs"] = {**load_schema()["$defs"], **schema.get("$defs", {})}
+    return schema
 
 
 def parse_json(text: str) -> Any:
@@ -72,11 +81,11 @@ def _describe(error: Any) -> str:
     return f"{field_name(path)}: expected {want}, got {_short(error.instance)}"
 
 
-def validate_schema(data: Any) -> None:
-    """Raise ManifestFieldError for the first schema violation (in field order)."""
+def validate_schema(data: Any, schema: str = SCHEMA_FILE) -> None:
+    """Raise ManifestFieldError for the first violation of ``schema`` (in field order)."""
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(load_schema())
+    validator = jsonschema.Draft202012Validator(load_schema(schema))
     errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
@@ -113,21 +122,23 @@ def _check_templates(templates: list[str]) -> None:
             )
 
 
-def _check_preprocess(pre: dict[str, Any], tok: dict[str, Any]) -> None:
-    """Finite numbers, and only the resize / layout / special tokens this runtime implements
-    (anything else would be silently ignored)."""
+def check_preprocess(pre: dict[str, Any], tok: dict[str, Any] | None = None) -> None:
+    """Finite numbers, a scale of 1 / (the image's maximum value), and only the resize / layout /
+    special tokens this runtime implements (anything else would be silently ignored)."""
     for key in ("mean", "std"):
         for i, v in enumerate(pre[key]):
             if not math.isfinite(v):
                 raise ManifestFieldError(f"preprocess.{key}[{i}]: expected a finite number, got {v}")
-    if not 1 <= round(1.0 / pre["scale"]) <= 65535:
+    inverse = 1.0 / pre["scale"]  # the schema says scale > 0
+    if not math.isfinite(inverse) or not 1 <= round(inverse) <= 65535:
         raise ManifestFieldError(f"preprocess.scale: expected 1 / (the image's maximum value), got {pre['scale']}")
     implemented = {
         "preprocess.resize": (pre["resize"], Preprocess.resize),
         "preprocess.layout": (pre["layout"], Preprocess.layout),
-        "tokenizer.sot_token": (tok.get("sot_token", TokenizerSpec.sot_token), TokenizerSpec.sot_token),
-        "tokenizer.eot_token": (tok.get("eot_token", TokenizerSpec.eot_token), TokenizerSpec.eot_token),
     }
+    if tok is not None:
+        implemented["tokenizer.sot_token"] = (tok.get("sot_token", TokenizerSpec.sot_token), TokenizerSpec.sot_token)
+        implemented["tokenizer.eot_token"] = (tok.get("eot_token", TokenizerSpec.eot_token), TokenizerSpec.eot_token)
     for name, (got, want) in implemented.items():
         if got != want:
             raise ManifestFieldError(f"{name}: this runtime implements {want!r}, got {_short(got)}")
@@ -175,7 +186,7 @@ def _check_sliding(data: dict[str, Any]) -> None:
 def check_values(data: dict[str, Any]) -> None:
     """What the schema cannot say (call after ``validate_schema``)."""
     _check_templates(data["templates"])
-    _check_preprocess(data["preprocess"], data["tokenizer"])
+    check_preprocess(data["preprocess"], data["tokenizer"])
     for name in data["files"]:
         check_relative(name, "files")
     _check_graphs(data)
@@ -186,3 +197,25 @@ def check_values(data: dict[str, Any]) -> None:
     if data["files"][tok["vocab_file"]] != tok["vocab_sha256"]:
         raise ManifestFieldError("tokenizer.vocab_sha256: differs from the vocabulary's sha256 in files")
     _check_sliding(data)
+
+
+def check_decoder_steps(steps: Sequence[str], graphs: Mapping[str, GraphSpec]) -> None:
+    """``decoder_steps`` (when any): exactly ``contract.decoder_step_names(N)`` for the manifest's
+    N ``decoder_block_k`` graphs, and each step's inputs are the image encoder's outputs, the class
+    embeddings, or what an earlier step carries or combines (``ChunkedDecoder``'s rules)."""
+    if not steps:
+        return
+    blocks = sum(1 for name in graphs if _BLOCK.fullmatch(name))
+    want = decoder_step_names(blocks)
+    if tuple(steps) != want:
+        at = next((i for i, (a, b) in enumerate(zip(steps, want, strict=False)) if a != b), min(len(steps), len(want)))
+        got = steps[at] if at < len(steps) else "(the end)"
+        expected = want[at] if at < len(want) else "(the end)"
+        raise ManifestFieldError(
+            f"decoder_steps[{at}]: expected {expected!r} (the contract's order for {blocks} decoder blocks: "
+            f"{', '.join(want)}), got {_short(got)}"
+        )
+    try:
+        check_steps(steps, graphs)
+    except InputError as e:
+        raise ManifestFieldError(f"decoder_steps: {e}") from None

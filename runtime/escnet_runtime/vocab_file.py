@@ -15,10 +15,15 @@ requires; lists are JSON-encoded):
 | text_encoder_sha256 | sha256 of the text_encoder.onnx that ran (a consumer compares it with its manifest's) |
 | tokenizer_sha256, context_length, precision | the rest of the text encoder's identity |
 | embeddings_sha256 | sha256 of the tensor's bytes (a damaged file is refused) |
-| colours | JSON list of T [r, g, b] label colours (the runtime's palette) |
+| class_names_sha256 | sha256 of the class_names string's UTF-8 bytes (a renamed class is refused) |
+| colours | JSON list of T [r, g, b] label colours, whole numbers 0..255 (the runtime's palette) |
 
-A consumer refuses a file whose format version is newer, whose text encoder or tokenizer differs
-from its artifacts' manifest, or whose (P, D) differs from the decoder's class_embeddings input.
+A consumer refuses (``vocab_checks.py``; the contract test vectors in
+``tests/support/contract_vectors`` hold the cases every runtime must refuse) a file whose format
+version is newer, whose header does not fit the file, whose names are not T distinct non-blank
+names, whose colours are not T colours 0..255, whose embeddings are not finite unit vectors or
+differ from their sha256, whose text encoder, tokenizer or templates differ from its artifacts'
+manifest, or whose (P, D) differs from the decoder's class_embeddings input.
 """
 
 from __future__ import annotations
@@ -28,32 +33,22 @@ import json
 import os
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from escnet_runtime.cache import ModelIdentity
 from escnet_runtime.contract import CLASS_EMBEDDINGS, VOCAB_FORMAT, VOCAB_FORMAT_VERSION
 from escnet_runtime.errors import InputError
 from escnet_runtime.fileio import atomic_path
+from escnet_runtime.manifest import Manifest
 from escnet_runtime.render import palette
+from escnet_runtime.vocab_checks import MAX_HEADER, NAMES_HASH, VocabularyFile, check_for_artifacts, parse_vocabulary
 
 if TYPE_CHECKING:
     from escnet_runtime.segmenter import Segmenter
 
-MAX_HEADER = 100 << 20  # safetensors' own limit on the JSON header
-
-
-@dataclass(frozen=True)
-class VocabularyFile:
-    """class_names (T,), templates (P,), embeddings (T, P, D) float32, and the encoder's identity."""
-
-    class_names: tuple[str, ...]
-    templates: tuple[str, ...]
-    embeddings: np.ndarray
-    identity: ModelIdentity
+__all__ = ["MAX_HEADER", "VocabularyFile", "read_vocabulary", "vocabulary_of", "write_vocabulary"]
 
 
 def write_vocabulary(path: str | Path, vocab: VocabularyFile) -> Path:
@@ -63,17 +58,19 @@ def write_vocabulary(path: str | Path, vocab: VocabularyFile) -> Path:
     if t != len(vocab.class_names) or p != len(vocab.templates):
         raise InputError(f"embeddings {emb.shape} do not match {t} class names and {p} templates")
     ident = vocab.identity
+    names = json.dumps(list(vocab.class_names), ensure_ascii=False)
     meta = {
         "format": VOCAB_FORMAT,
         "format_version": str(VOCAB_FORMAT_VERSION),
-        "class_names": json.dumps(list(vocab.class_names), ensure_ascii=False),
+        "class_names": names,
+        NAMES_HASH: hashlib.sha256(names.encode("utf-8")).hexdigest(),
         "templates": json.dumps(list(vocab.templates), ensure_ascii=False),
         "text_encoder_sha256": ident.text_encoder_sha256,
         "tokenizer_sha256": ident.tokenizer_sha256,
         "context_length": str(ident.context_length),
         "precision": ident.precision,
         "embeddings_sha256": hashlib.sha256(emb.tobytes()).hexdigest(),
-        "colours": json.dumps(palette(t).tolist()),
+        "colours": json.dumps([list(c) for c in vocab.colours] if vocab.colours else palette(t).tolist()),
     }
     tensor = {"dtype": "F32", "shape": list(emb.shape), "data_offsets": [0, emb.nbytes]}
     header = json.dumps({"__metadata__": meta, CLASS_EMBEDDINGS: tensor}, ensure_ascii=False).encode("utf-8")
@@ -90,39 +87,21 @@ def write_vocabulary(path: str | Path, vocab: VocabularyFile) -> Path:
     return target
 
 
-def read_vocabulary(path: str | Path) -> VocabularyFile:
-    """Read a vocabulary file; a one-line InputError for anything that is not one (or is newer)."""
+def read_vocabulary(path: str | Path, manifest: Manifest | None = None) -> VocabularyFile:
+    """Read a vocabulary file; a one-line InputError (``PATH: field: what is wrong``) for anything
+    that is not a usable one. With ``manifest``: also refused unless written for those artifacts."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as e:
         raise InputError(f"{path}: cannot read the vocabulary file ({e.strerror or e})") from None
     try:
-        (n,) = struct.unpack("<Q", data[:8])
-        if n > MAX_HEADER or 8 + n > len(data):
-            raise ValueError("header length out of range")
-        header = json.loads(data[8 : 8 + n].decode("utf-8"))
-        meta = header["__metadata__"]
-        if meta.get("format") != VOCAB_FORMAT:
-            raise ValueError(f"format {meta.get('format')!r}")
-    except (ValueError, KeyError, TypeError, struct.error, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: not an escnet vocabulary file ({e})") from None
-    version = int(meta.get("format_version", "0"))
-    if version > VOCAB_FORMAT_VERSION:
-        raise InputError(f"{path}: vocabulary format version {version} is newer than {VOCAB_FORMAT_VERSION}")
-    spec = header[CLASS_EMBEDDINGS]
-    begin, end = spec["data_offsets"]
-    shape = tuple(int(s) for s in spec["shape"])
-    if spec["dtype"] != "F32" or len(shape) != 3 or end - begin != 4 * int(np.prod(shape)):
-        raise InputError(f"{path}: class_embeddings must be float32 (T, P, D), got {spec['dtype']} {shape}")
-    emb = np.frombuffer(data, dtype="<f4", count=(end - begin) // 4, offset=8 + n + begin).reshape(shape)
-    if "embeddings_sha256" in meta and hashlib.sha256(emb.tobytes()).hexdigest() != meta["embeddings_sha256"]:
-        raise InputError(f"{path}: the embeddings do not match their sha256 (a damaged vocabulary file)")
-    identity = ModelIdentity(
-        meta["text_encoder_sha256"], meta["tokenizer_sha256"], int(meta["context_length"]), meta["precision"]
-    )
-    names, templates = tuple(json.loads(meta["class_names"])), tuple(json.loads(meta["templates"]))
-    return VocabularyFile(names, templates, emb.astype(np.float32), identity)
+        vocab = parse_vocabulary(data)
+        if manifest is not None:
+            check_for_artifacts(vocab, manifest)
+    except InputError as e:
+        raise InputError(f"{path}: {e}") from None
+    return vocab
 
 
 def vocabulary_of(segmenter: Segmenter, names: Sequence[str]) -> VocabularyFile:
