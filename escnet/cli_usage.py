@@ -1,8 +1,9 @@
 """One-line usage errors for the console scripts (Typer's own are multi-line boxes).
 
-Used by escnet-info and escnet-train. The same few lines live in ``runtime/cli_usage.py`` for the
-other console scripts: escnet imports nothing of ours.
+Used by escnet-info and escnet-train.
 """
+
+# Twin of escnet_runtime.cli_usage, kept alike: escnet and the runtime may not import each other.
 
 from __future__ import annotations
 

@@ -33,19 +33,27 @@ def check_images(images: object, min_size: int) -> torch.Tensor:
     return images
 
 
+# Twin of escnet_runtime.vocabulary.check_class_names: escnet and the runtime may not import each other.
+MAX_CLASSES = 65535  # labels are written as 16-bit PNGs beyond 256 classes
+
+
 def check_class_names(names: object) -> list[str]:
-    """A non-empty list of distinct, non-blank class names."""
+    """A non-empty list of distinct (case- and space-insensitive), non-blank strings."""
     if isinstance(names, str) or not isinstance(names, Sequence):
-        raise ESCNetInputError("class_names must be a list of strings, e.g. ['cat', 'sky']")
+        raise ESCNetInputError("class names must be a list of strings, e.g. ['cat', 'sky']")
     names = list(names)
     if not names:
-        raise ESCNetInputError("class_names is empty; expected at least one class name")
-    seen: set[str] = set()
+        raise ESCNetInputError("the class list is empty; expected at least one class name")
+    if len(names) > MAX_CLASSES:
+        raise ESCNetInputError(f"{len(names)} class names; at most {MAX_CLASSES} are supported")
+    seen: dict[str, int] = {}
     for i, name in enumerate(names):
         if not isinstance(name, str) or not name.strip():
-            raise ESCNetInputError(f"class_names[{i}] is {name!r}; expected a non-blank string")
+            raise ESCNetInputError(f"class name {i + 1} is {name!r}; expected a non-blank string")
         key = name.strip().lower()
         if key in seen:
-            raise ESCNetInputError(f"class_names has a duplicate: {name!r}; expected distinct names")
-        seen.add(key)
+            raise ESCNetInputError(
+                f"duplicate class name {name!r} (names {seen[key] + 1} and {i + 1}); expected distinct names"
+            )
+        seen[key] = i
     return names
