@@ -6,20 +6,20 @@ backend needs (``escnet_runtime`` backends never import torch; the check is repo
 the backend, and for each (classes, batch) point in increasing order resets the kernel's RSS
 high-water mark, embeds the vocabulary and segments the batch once, and reads the peak.
 
-Parent side: :func:`measure_isolated`. Child side: ``python -m escnet_bench.isolated`` reading
-one JSON request on stdin and writing one JSON line on stdout.
+Parent side: :func:`measure_isolated`; child side: :func:`measure_here`, run by
+:func:`escnet_bench.child.run_function`.
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from escnet_bench.child import ChildError, run_function
+
 METHOD = (
-    "fresh child process per backend (python -m escnet_bench.isolated): imports, opens the backend, then per point "
+    "fresh child process per backend (escnet_bench.isolated.measure_here): imports, opens the backend, then per point "
     "(classes ascending) resets VmHWM, embeds the vocabulary and segments the batch once; peak = VmHWM"
 )
 
@@ -47,19 +47,12 @@ class IsolatedResult:
 
 
 def measure_isolated(request: IsolatedRequest) -> IsolatedResult:
-    """Run the child and parse its answer; a failing child is a result with ``error`` set."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "escnet_bench.isolated"],
-        input=json.dumps(asdict(request)),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        return IsolatedResult(None, None, {}, False, f"child exited {proc.returncode}: {tail}")
-    return IsolatedResult(**json.loads(lines[-1]))
+    """Run :func:`measure_here` in a fresh process; a failing child is a result with ``error`` set."""
+    try:
+        run = run_function(measure_here, asdict(request))
+    except ChildError as e:
+        return IsolatedResult(None, None, {}, False, str(e))
+    return IsolatedResult(**run.value)
 
 
 def _load(request: IsolatedRequest) -> tuple[Any, Any]:
@@ -99,11 +92,11 @@ def _load(request: IsolatedRequest) -> tuple[Any, Any]:
     return seg.set_vocabulary, seg.segment
 
 
-def _child() -> None:
+def measure_here(raw: dict[str, Any]) -> dict[str, Any]:
+    """Child side: ``raw`` is an :class:`IsolatedRequest` as a dict; returns an :class:`IsolatedResult` as one."""
     from escnet_bench.inputs import synthetic_images  # numpy only
     from escnet_bench.memory import current_rss_mib, release_free_memory, reset_rss_peak, rss_peak_mib
 
-    raw = json.loads(sys.stdin.read())
     request = IsolatedRequest(**{**raw, "points": [tuple(p) for p in raw["points"]]})
     after_imports = current_rss_mib()
     set_vocabulary, segment = _load(request)
@@ -116,9 +109,4 @@ def _child() -> None:
         set_vocabulary(request.names[str(classes)])
         segment(images)
         peaks[f"{classes},{batch}"] = rss_peak_mib()
-    result = IsolatedResult(after_imports, after_load, peaks, "torch" in sys.modules)
-    print(json.dumps(asdict(result)))
-
-
-if __name__ == "__main__":
-    _child()
+    return asdict(IsolatedResult(after_imports, after_load, peaks, "torch" in sys.modules))

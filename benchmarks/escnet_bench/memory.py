@@ -22,8 +22,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from escnet_runtime.heap import trim_heap
-
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 MIB = 1024 * 1024
@@ -67,6 +65,8 @@ def rss_peak_mib() -> float | None:
 
 def release_free_memory() -> None:
     """Collect garbage and return freed heap pages to the OS, so the next baseline is honest."""
+    from escnet_runtime.heap import trim_heap  # here, not at the top: the RSS readers stay free of imports
+
     gc.collect()
     trim_heap()
 

@@ -1,120 +1,219 @@
 """Peak memory and time per image: the baked graph and the C++ runtime beside the Python runtime.
 
-``python -m escnet_bench.probes.baked_cpp --artifacts A --image I --classes-file F --counts 20,150,847
-[--baked 20=DIR,...] [--cpp-tool PATH] [--repeat 3]``
+    python -m escnet_bench.probes.baked_cpp --artifacts A --image I --classes-file F --counts 20,150,847
+        [--baked 20=DIR,...] [--cpp-tool PATH] [--repeat 3]
 
-Every figure comes from a fresh process (peak RSS is the child's ``ru_maxrss``), one after
-another on the same image, so ratios hold on a noisy machine better than absolute numbers:
+Every figure comes from a fresh process (``escnet_bench.child``: a Python child's own VmHWM, the
+C++ tool's ``ru_maxrss``), one after another on the same image, so ratios hold on a noisy machine
+better than absolute numbers:
 - python: ``Segmenter(ort-cpu)`` on the artifacts, class embeddings read from a text cache
   filled beforehand (the text encoder's own peak is not part of segmenting);
 - python_ov (with ``--cpp-tool``): ``Segmenter(ov-cpu)``, the C++ runtime's backend (OpenVINO CPU
   f32), so C++ and Python are compared on the same engine;
-- baked: ``segmenter.onnx`` in an ONNX Runtime CPU session (default options);
-- cpp: ``escnet-segment-cpp`` (OpenVINO C++ API, f32) on the artifacts and a vocabulary file,
-  and on the baked folder.
+- baked_ort: the baked folder's ``segmenter.onnx`` in an ONNX Runtime CPU session (default options);
+- cpp_ov, baked_cpp_ov: ``escnet-segment-cpp`` (OpenVINO C++ API, f32) on the artifacts and a
+  vocabulary file, and on the baked folder.
 Times are medians of ``--repeat`` calls after one warm-up call, inside each process.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+import os
 import re
-import subprocess
-import sys
+import statistics
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any
 
-MEASURE = """
-import json, resource, statistics, sys, time
-import numpy as np
-from PIL import Image
-kind, target, image_path, names_file, cache, repeat = sys.argv[1:7]
-image = np.asarray(Image.open(image_path).convert("RGB"))
-names = [l.strip() for l in open(names_file, encoding="utf-8") if l.strip()]
-if kind in ("python", "python_ov"):
-    from escnet_runtime import Segmenter
-    backend = "ort-cpu" if kind == "python" else "ov-cpu"
-    seg = Segmenter(target, backend=backend, cache_dir=cache).set_vocabulary(names)
-    run = lambda: seg.segment(image)
-else:
-    import onnxruntime as ort
-    sess = ort.InferenceSession(target + "/segmenter.onnx", providers=["CPUExecutionProvider"])
-    run = lambda: sess.run(["labels"], {"image": image[None]})
-run()
-times = []
-for _ in range(int(repeat)):
-    t0 = time.perf_counter(); run(); times.append(time.perf_counter() - t0)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-print(json.dumps({"seconds": statistics.median(times), "peak_gib": peak}))
-"""
+import typer
 
-CHILD_PEAK = (
-    "import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-    "sys.stderr.write(p.stderr); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20)"
-)
+from escnet_bench.child import ChildError, run_function, run_program
+from escnet_bench.probes.arguments import bad, check_artifacts, check_counts, failed, probe_app, run_probe
+
+app = probe_app(__doc__)
+GIB = 1024.0  # MiB per GiB
+DEFAULT_CACHE = Path(tempfile.gettempdir()) / "escnet-bench-text-cache"
 
 
-def measure_python(kind: str, target: Path, image: Path, names: Path, cache: Path, repeat: int) -> dict[str, float]:
-    cmd = [sys.executable, "-c", MEASURE, kind, str(target), str(image), str(names), str(cache), str(repeat)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+@dataclass(frozen=True)
+class Plan:
+    """Everything a run needs, checked before the first child starts."""
+
+    artifacts: Path
+    image: Path
+    names: list[str]  # the class list; count N uses its first N names
+    counts: list[int]
+    baked: dict[int, Path]  # count -> a baked folder of the first ``count`` names
+    cpp_tool: Path | None
+    repeat: int
+    cache: Path  # the text-embedding cache the Python runs read
 
 
-def measure_cpp(tool: Path, folder: Path, vocab: Path | None, image: Path, repeat: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [str(tool), "--artifacts", str(folder), "--out", f"{tmp}/labels.png", "--repeat", str(repeat + 1)]
-        cmd += ["--vocabulary", str(vocab)] if vocab else []
-        out = subprocess.run([sys.executable, "-c", CHILD_PEAK, *cmd, str(image)], capture_output=True, text=True)
-    found = re.search(r"median ([\d.]+) ms", out.stderr)
-    if not found:
-        raise RuntimeError(f"escnet-segment-cpp failed: {out.stderr.strip()[-500:]}")
-    return {"seconds": float(found.group(1)) / 1000, "peak_gib": float(out.stdout.strip().splitlines()[-1])}
+def segment_repeatedly(kind: str, target: str, image_path: str, names: list[str], cache: str, repeat: int) -> float:
+    """Child side: one warm-up call, then the median seconds of ``repeat`` calls on one image.
+
+    ``kind``: "python" (ort-cpu) or "python_ov" (ov-cpu) on the artifacts folder ``target``, or
+    "baked_ort" on the baked folder ``target``.
+    """
+    from escnet_runtime.image_io import load_image
+
+    image = load_image(image_path)  # (H, W, 3) uint8
+    if kind == "baked_ort":
+        import onnxruntime as ort
+        from escnet_runtime.baked import load_baked_manifest
+        from escnet_runtime.contract import IMAGE, LABELS
+
+        graph = load_baked_manifest(target, verify=True).graph  # the bytes the session reads were hashed
+        sess = ort.InferenceSession(os.path.join(target, graph.file), providers=["CPUExecutionProvider"])
+
+        def run() -> object:
+            return sess.run([LABELS], {IMAGE: image[None]})  # (1, H, W) int32
+    else:
+        from escnet_runtime import Segmenter
+
+        backend = "ort-cpu" if kind == "python" else "ov-cpu"
+        seg = Segmenter(target, backend=backend, cache_dir=cache).set_vocabulary(names)
+
+        def run() -> object:
+            return seg.segment(image)
+
+    run()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--artifacts", type=Path, required=True)
-    p.add_argument("--image", type=Path, required=True)
-    p.add_argument("--classes-file", type=Path, required=True)
-    p.add_argument("--counts", default="20,150,847")
-    p.add_argument("--baked", default="", help="COUNT=FOLDER,... baked folders of the first COUNT classes")
-    p.add_argument("--cpp-tool", type=Path, default=None)
-    p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "escnet-bench-text-cache")
-    args = p.parse_args()
+def _python(plan: Plan, kind: str, target: Path, names: list[str]) -> dict[str, float]:
+    args = (kind, str(target), str(plan.image), names, str(plan.cache), plan.repeat)
+    try:
+        run = run_function(segment_repeatedly, *args)
+    except ChildError as e:
+        raise failed(ChildError(f"{kind}, {len(names)} classes: {e}")) from None
+    return {"seconds": run.value, "peak_gib": (run.peak_rss_mib or float("nan")) / GIB}
+
+
+def _cpp(plan: Plan, folder: Path, vocabulary: Path | None) -> dict[str, float]:
+    assert plan.cpp_tool is not None
+    with tempfile.TemporaryDirectory(prefix="escnet-bench-cpp-") as tmp:
+        cmd = [
+            plan.cpp_tool,
+            "--artifacts",
+            folder,
+            "--out",
+            Path(tmp) / "labels.png",
+            "--repeat",
+            str(plan.repeat + 1),
+        ]
+        cmd += ["--vocabulary", vocabulary] if vocabulary else []
+        try:
+            run = run_program([*cmd, plan.image])
+        except ChildError as e:
+            raise failed(e) from None
+    found = re.search(r"median ([\d.]+) ms", run.stderr)
+    if run.returncode != 0 or not found:
+        tail = (run.stderr.strip().splitlines() or ["no output"])[-1]
+        raise failed(ChildError(f"{plan.cpp_tool.name} exited {run.returncode}: {tail}"))
+    return {"seconds": float(found.group(1)) / 1000, "peak_gib": (run.peak_rss_mib or float("nan")) / GIB}
+
+
+def _row(plan: Plan, count: int, tmp: Path) -> dict[str, Any]:
+    """Every runtime at ``count`` classes (the first ``count`` names)."""
     from escnet_runtime import Segmenter
     from escnet_runtime.vocab_file import vocabulary_of, write_vocabulary
 
-    all_names = [n.strip() for n in args.classes_file.read_text(encoding="utf-8").splitlines() if n.strip()]
-    baked = dict(item.split("=", 1) for item in args.baked.split(",") if item)
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for count in [int(c) for c in args.counts.split(",")]:
-            names = all_names[:count]
-            names_file = Path(tmp) / f"names{count}.txt"
-            names_file.write_text("\n".join(names) + "\n", encoding="utf-8")
-            seg = Segmenter(args.artifacts, backend="ort-cpu", cache_dir=args.cache)
-            vocab = write_vocabulary(Path(tmp) / f"v{count}.escvocab", vocabulary_of(seg, names))  # fills the cache
-            del seg
-            row = {"classes": count, "python": measure_python("python", args.artifacts, args.image, names_file,
-                                                                args.cache, args.repeat)}  # fmt: skip
-            if str(count) in baked:
-                folder = Path(baked[str(count)])
-                row["baked_ort"] = measure_python("baked", folder, args.image, names_file, args.cache, args.repeat)
-                if args.cpp_tool:
-                    row["baked_cpp_ov"] = measure_cpp(args.cpp_tool, folder, None, args.image, args.repeat)
-            if args.cpp_tool:
-                row["python_ov"] = measure_python("python_ov", args.artifacts, args.image, names_file,
-                                                  args.cache, args.repeat)  # fmt: skip
-                row["cpp_ov"] = measure_cpp(args.cpp_tool, args.artifacts, vocab, args.image, args.repeat)
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-    print("| classes | runtime | s / image | peak RSS GiB |\n|---|---|---|---|")
+    names = plan.names[:count]
+    with Segmenter(plan.artifacts, backend="ort-cpu", cache_dir=plan.cache) as seg:  # fills the text cache
+        vocabulary = write_vocabulary(tmp / f"v{count}.escvocab", vocabulary_of(seg, names))
+    row: dict[str, Any] = {"classes": count, "python": _python(plan, "python", plan.artifacts, names)}
+    if count in plan.baked:
+        row["baked_ort"] = _python(plan, "baked_ort", plan.baked[count], names)
+        if plan.cpp_tool:
+            row["baked_cpp_ov"] = _cpp(plan, plan.baked[count], None)
+    if plan.cpp_tool:
+        row["python_ov"] = _python(plan, "python_ov", plan.artifacts, names)
+        row["cpp_ov"] = _cpp(plan, plan.artifacts, vocabulary)
+    return row
+
+
+def _check_baked(text: str, counts: list[int]) -> dict[int, Path]:
+    """``"20=DIR,150=DIR"`` -> {count: folder}; each count one of --counts, each folder a verified baked folder."""
+    from escnet_runtime import ManifestError
+    from escnet_runtime.baked import load_baked_manifest
+
+    baked: dict[int, Path] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        count, sep, folder = item.partition("=")
+        if not sep or not count.isdigit() or int(count) not in counts:
+            raise bad("'--baked'", f"{item!r}: expected COUNT=FOLDER with COUNT one of --counts {counts}")
+        try:
+            manifest = load_baked_manifest(folder, verify=True)
+        except ManifestError as e:
+            raise bad("'--baked'", str(e)) from None
+        if len(manifest.class_names) != int(count):
+            raise bad("'--baked'", f"{folder}: holds {len(manifest.class_names)} classes, not {count}")
+        baked[int(count)] = Path(folder)
+    return baked
+
+
+def _check_inputs(image: Path, classes_file: Path, cpp_tool: Path | None) -> list[str]:
+    """The image decodes, the class list reads and checks, the C++ tool runs; the class names."""
+    from escnet_runtime import InputError
+    from escnet_runtime.cli import read_classes
+    from escnet_runtime.image_io import load_image
+    from escnet_runtime.vocabulary import check_class_names
+
+    try:
+        load_image(image)
+    except InputError as e:
+        raise bad("'--image'", str(e)) from None
+    try:
+        names = check_class_names(read_classes(None, classes_file))
+    except InputError as e:
+        raise bad("'--classes-file'", str(e)) from None
+    if cpp_tool is not None and not (cpp_tool.is_file() and os.access(cpp_tool, os.X_OK)):
+        raise bad("'--cpp-tool'", f"{cpp_tool}: not an executable file")
+    return names
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    typer.echo("| classes | runtime | s / image | peak RSS GiB |\n|---|---|---|---|")
     for row in rows:
         for key, value in row.items():
             if key != "classes":
-                print(f"| {row['classes']} | {key} | {value['seconds']:.2f} | {value['peak_gib']:.2f} |")
+                typer.echo(f"| {row['classes']} | {key} | {value['seconds']:.2f} | {value['peak_gib']:.2f} |")
+
+
+@app.command(help=__doc__)
+def baked_cpp(
+    artifacts: Annotated[Path, typer.Option(help="An exported artifacts folder.")],
+    image: Annotated[Path, typer.Option(help="The image every runtime segments.")],
+    classes_file: Annotated[Path, typer.Option(help="Class names, one per line; count N uses the first N.")],
+    counts: Annotated[str, typer.Option(help="Comma-separated class counts.")] = "20,150,847",
+    baked: Annotated[str, typer.Option(help="COUNT=FOLDER,...: baked folders of the first COUNT classes.")] = "",
+    cpp_tool: Annotated[Path | None, typer.Option(help="escnet-segment-cpp, to time the C++ runtime.")] = None,
+    repeat: Annotated[int, typer.Option(min=1, help="Timed calls per process, after one warm-up call.")] = 3,
+    cache: Annotated[Path, typer.Option(help="Text-embedding cache folder the Python runs read.")] = DEFAULT_CACHE,
+) -> None:
+    check_artifacts(artifacts, "'--artifacts'")
+    names = _check_inputs(image, classes_file, cpp_tool)
+    wanted = check_counts(counts, hi=len(names))
+    plan = Plan(artifacts, image, names, wanted, _check_baked(baked, wanted), cpp_tool, repeat, cache)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="escnet-bench-vocab-") as tmp:
+        for count in plan.counts:
+            rows.append(_row(plan, count, Path(tmp)))
+            typer.echo(json.dumps(rows[-1]))
+    _print_table(rows)
+
+
+def main() -> None:
+    run_probe(app, "escnet_bench.probes.baked_cpp")
 
 
 if __name__ == "__main__":

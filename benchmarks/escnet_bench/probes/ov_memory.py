@@ -11,72 +11,85 @@ medians of the per-round ratios to ``ort-cpu`` (ratios taken side by side surviv
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
-import subprocess
-import sys
+import time
+from pathlib import Path
+from typing import Annotated
 
-CHILD = """
-import json, sys, time
-from escnet_runtime import Segmenter
-from escnet_bench.inputs import class_names, synthetic_images
-from escnet_bench.memory import rss_peak_mib
-art, backend, release, classes = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-options = {"release_memory": release} if backend.startswith("ov") else {}
-seg = Segmenter(art, backend=backend, disk_cache=False, **options)
-seg.set_vocabulary(class_names(classes))
-image = synthetic_images(1, 0)[0]
-seg.segment(image)
-start = time.perf_counter()
-seg.segment(image)
-print(json.dumps({"seconds": time.perf_counter() - start, "peak_mib": rss_peak_mib()}))
-"""
+import typer
+
+from escnet_bench.child import ChildError, run_function
+from escnet_bench.options import MAX_CLASSES
+from escnet_bench.probes.arguments import check_artifacts, failed, probe_app, run_probe
 
 CASES = [("ort-cpu", "-"), ("ov-cpu", "steps"), ("ov-cpu", "encoders"), ("ov-cpu", "all")]
 
+app = probe_app(__doc__)
 
-def _child(artifacts: str, backend: str, release: str, classes: int) -> dict[str, float]:
-    cmd = [sys.executable, "-c", CHILD, artifacts, backend, release, str(classes)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise SystemExit(f"ov_memory: {backend} ({release}) failed: {tail}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+def segment_twice(artifacts: str, backend: str, release: str, classes: int) -> float:
+    """Child side: open, embed ``classes`` names, segment one image (compiles), then again; seconds of the second."""
+    from escnet_runtime import Segmenter
+
+    from escnet_bench.inputs import class_names, synthetic_images
+
+    options = {"release_memory": release} if backend.startswith("ov") else {}
+    seg = Segmenter(artifacts, backend=backend, disk_cache=False, **options)
+    seg.set_vocabulary(class_names(classes))
+    image = synthetic_images(1, 0)[0]  # (480, 640, 3) uint8
+    seg.segment(image)
+    start = time.perf_counter()
+    seg.segment(image)
+    return time.perf_counter() - start
+
+
+def _measure(artifacts: Path, classes: int, rounds: int) -> dict[tuple[str, str], list[dict[str, float]]]:
+    """Every case once per round, alternating; per case, per round: seconds and peak MiB."""
+    runs: dict[tuple[str, str], list[dict[str, float]]] = {case: [] for case in CASES}
+    for _ in range(rounds):
+        for backend, release in CASES:
+            try:
+                run = run_function(segment_twice, str(artifacts), backend, release, classes)
+            except ChildError as e:
+                raise failed(ChildError(f"{backend} ({release}): {e}")) from None
+            runs[(backend, release)].append({"seconds": run.value, "peak_mib": run.peak_rss_mib or float("nan")})
+    return runs
+
+
+def _table(runs: dict[tuple[str, str], list[dict[str, float]]]) -> list[str]:
+    """Markdown rows: medians, and medians of the per-round ratios to the first case."""
+    base = runs[CASES[0]]
+    lines = ["| backend | release_memory | s | x ort time | peak MiB | x ort peak |", "|---|---|---|---|---|---|"]
+    for (backend, release), rows in runs.items():
+
+        def med(key: str, rows: list[dict[str, float]] = rows) -> float:
+            return statistics.median(r[key] for r in rows)
+
+        def ratio(key: str, rows: list[dict[str, float]] = rows) -> float:
+            return statistics.median(r[key] / b[key] for r, b in zip(rows, base, strict=True))
+
+        lines.append(
+            f"| {backend} | {release} | {med('seconds'):.2f} | {ratio('seconds'):.2f} | "
+            f"{med('peak_mib'):.0f} | {ratio('peak_mib'):.2f} |"
+        )
+    return lines
+
+
+@app.command(help=__doc__)
+def ov_memory(
+    artifacts: Annotated[Path, typer.Argument(help="An exported artifacts folder.")],
+    classes: Annotated[int, typer.Option(min=1, max=MAX_CLASSES, help="Class names embedded (T).")] = 150,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds over every case; medians are taken over them.")] = 2,
+) -> None:
+    """OpenVINO's peak memory and time beside ONNX Runtime's, per release_memory case."""
+    check_artifacts(artifacts)
+    runs = _measure(artifacts, classes, rounds)
+    typer.echo(f"{classes} classes, 480x640, {rounds} rounds; medians (ratios: per round, to ort-cpu)")
+    typer.echo("\n".join(_table(runs)))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("artifacts")
-    parser.add_argument("--classes", type=int, default=150)
-    parser.add_argument("--rounds", type=int, default=2)
-    args = parser.parse_args()
-    if args.classes < 1 or args.rounds < 1:
-        parser.error("--classes and --rounds must be at least 1")  # exit 2
-    from escnet_runtime import ManifestError, load_manifest
-
-    try:
-        load_manifest(args.artifacts, verify=True)  # a user's mistake: one line, exit 2, before any child
-    except ManifestError as e:
-        print(f"ov_memory: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
-    runs: dict[tuple[str, str], list[dict[str, float]]] = {case: [] for case in CASES}
-    for _ in range(args.rounds):
-        for backend, release in CASES:
-            runs[(backend, release)].append(_child(args.artifacts, backend, release, args.classes))
-    base = runs[CASES[0]]
-    print(f"{args.classes} classes, 480x640, {args.rounds} rounds; medians (ratios: per round, to ort-cpu)")
-    print("| backend | release_memory | s | x ort time | peak MiB | x ort peak |\n|---|---|---|---|---|---|")
-    for (backend, release), rows in runs.items():
-
-        def med(key: str, rows=rows) -> float:
-            return statistics.median(r[key] for r in rows)
-
-        def ratio(key: str, rows=rows) -> float:
-            return statistics.median(r[key] / b[key] for r, b in zip(rows, base, strict=True))
-
-        print(f"| {backend} | {release} | {med('seconds'):.2f} | {ratio('seconds'):.2f} | "
-              f"{med('peak_mib'):.0f} | {ratio('peak_mib'):.2f} |")  # fmt: skip
+    run_probe(app, "escnet_bench.probes.ov_memory")
 
 
 if __name__ == "__main__":
