@@ -6,7 +6,8 @@ blended with class colours, with a legend) and ``<stem>.json`` (per-class pixel 
 IMAGES may be files, folders (their images), glob patterns, or ``-`` (paths on stdin). Prints one
 line per image (its outputs and top classes) and a summary; says so when the weights are random.
 Bad input (images, class lists, artifacts, backends) prints one line on stderr and exits 2;
-no file is written half.
+no file is written half. No existing file is replaced, and nothing is written into the artifacts
+folder, without ``--overwrite`` (``output_rules.py``); each image is opened once.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from PIL import Image, UnidentifiedImageError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -27,8 +28,13 @@ from escnet_runtime.errors import BackendError, InputError
 from escnet_runtime.image_io import DEFAULT_MAX_PIXELS, check_image_path, load_image
 from escnet_runtime.image_list import expand_images, image_line, summary_line
 from escnet_runtime.manifest import ManifestError
+from escnet_runtime.options import check_writable_folder
+from escnet_runtime.output_rules import WriteRules
 from escnet_runtime.outputs import OutputPaths, write_outputs
 from escnet_runtime.vocabulary import ClassNameTruncatedWarning, parse_class_list
+
+if TYPE_CHECKING:
+    from escnet_runtime.segmenter import Segmenter
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL = 1
@@ -55,31 +61,46 @@ def read_classes(classes: str | None, classes_file: Path | None) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def preflight(images: list[Path], out: Path, max_pixels: int) -> list[OutputPaths]:
-    """Cheap checks on every image before any work: exists, is an image, not too large; unique outputs."""
+@dataclass(frozen=True)
+class SegmentOptions:
+    """What ``escnet-segment`` was asked to do (the command line's options, as given)."""
+
+    images: list[Path]
+    artifacts: Path
+    classes: str | None
+    classes_file: Path | None
+    out: Path
+    backend: str = "ort-cpu"
+    sliding_window: bool = False
+    cache_dir: Path | None = None
+    disk_cache: bool = True
+    precompute: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    batch_size: int = 1
+    class_chunk: int | None = None
+    ov_cache: str | None = None
+    vocab_out: Path | None = None
+    overwrite: bool = False  # replace existing outputs; write into the artifacts folder (never over its files)
+
+
+def preflight(images: list[Path], out: Path, rules: WriteRules) -> list[OutputPaths]:
+    """Cheap checks on every image before any work: a file that exists; outputs unique and allowed.
+
+    Each image is opened once, later, when it is segmented (``load_image`` checks its size
+    before decoding it).
+    """
     seen: dict[Path, Path] = {}
     paths = []
+    if images:
+        rules.check_folder(out, "--out")
     for image in images:
         check_image_path(image)
-        try:
-            Image.MAX_IMAGE_PIXELS, old = None, Image.MAX_IMAGE_PIXELS
-            with Image.open(image) as img:
-                w, h = img.size
-        except UnidentifiedImageError:
-            raise InputError(f"{image}: not an image Pillow can read") from None
-        except (OSError, SyntaxError, ValueError) as e:
-            raise InputError(f"{image}: damaged image ({e})") from None
-        finally:
-            Image.MAX_IMAGE_PIXELS = old
-        if w * h > max_pixels:
-            raise InputError(
-                f"{image}: image is {w}x{h} ({w * h / 1e6:.0f} Mpx), over the limit of {max_pixels / 1e6:.0f} Mpx "
-                "(raise it with --max-pixels if memory allows)"
-            )
         p = OutputPaths.for_image(out, image)
         if p.labels in seen:
             raise InputError(f"{image} and {seen[p.labels]} would write the same outputs in {out}; rename one")
         seen[p.labels] = image
+        for target in p.all():
+            rules.check_file(target, "--out")
         paths.append(p)
     return paths
 
@@ -104,88 +125,121 @@ def _progress() -> Progress:
     )
 
 
-def run(
-    images: list[Path],
-    artifacts: Path,
-    classes: str | None,
-    classes_file: Path | None,
-    out: Path,
-    backend: str,
-    sliding_window: bool,
-    cache_dir: Path | None,
-    disk_cache: bool,
-    precompute: bool,
-    max_pixels: int,
-    batch_size: int,
-    class_chunk: int | None = None,
-    ov_cache: str | None = None,
-    vocab_out: Path | None = None,
-) -> int:
-    """The command's work; raises InputError / ManifestError / BackendError for user mistakes."""
-    from escnet_runtime.segmenter import Segmenter  # after argument checks: onnxruntime loads here
-
-    names = read_classes(classes, classes_file)
-    images = expand_images(images)  # folders, globs and "-" (paths on stdin) -> files
-    if not images and not precompute:
-        raise InputError("no images given (or use --precompute to only fill the text-embedding cache)")
-    if images and precompute:
-        raise InputError(f"--precompute only fills the text-embedding cache; it takes no images (got {len(images)})")
-    outputs = preflight(images, out, max_pixels)
-    seg = Segmenter(
-        artifacts,
-        backend=backend,
-        cache_dir=cache_dir,
-        disk_cache=disk_cache,
-        batch_size=batch_size,
-        class_chunk=class_chunk,
-        **_ov_options(backend, ov_cache),
-    )
-    provenance = seg.manifest.weights_provenance()
-    if provenance.notice():
-        _say("note", str(provenance.notice()))
-    if images:
-        make_out_dir(out)
-    with _progress() as bar:
-        task = bar.add_task("text embeddings", total=None)
-        seg.set_vocabulary(names, progress=lambda done, total: bar.update(task, completed=done, total=total))
-        bar.update(task, completed=1, total=1)
-        if vocab_out is not None:
-            from escnet_runtime.vocab_file import vocabulary_of, write_vocabulary
-
-            write_vocabulary(vocab_out, vocabulary_of(seg, names))
-            err.print(f"escnet-segment: wrote the vocabulary file {vocab_out} ({len(names)} classes)")
-        if precompute:
-            stats = seg.cache.stats
-            where = seg.cache.directory or "memory only"
-            err.print(f"escnet-segment: {len(names)} classes cached ({stats.disk_writes} new entries) in {where}")
-            return 0
-        task = bar.add_task("images", total=len(images))
-        failures, t0 = 0, time.perf_counter()
-        for image, paths in zip(images, outputs, strict=True):
-            try:
-                array = load_image(image, max_pixels)
-                result = seg.segment(array, sliding_window=sliding_window)
-                meta = {"image": str(image), "backend": backend, "sliding_window": sliding_window}
-                meta["weights"] = provenance.to_dict()
-                write_outputs(paths, array, result, meta)
-                print(image_line(image, paths.all(), result.shares()), flush=True)
-            except InputError as e:  # OutputError too: the next images are still tried
-                _say("error", str(e))
-                failures += 1
-            bar.advance(task)
-    if failures and len(images) > 1:
-        _say("error", f"{failures} of {len(images)} images failed (see above); the others were written")
-    print(summary_line(len(images) - failures, failures, time.perf_counter() - t0, out), flush=True)
-    return EXIT_USER_ERROR if failures else 0
-
-
 def _ov_options(backend: str, ov_cache: str | None) -> dict[str, object]:
-    """OpenVINO's compiled-model cache: a folder, "off", or None (the default folder)."""
+    """OpenVINO's compiled-model cache: a writable folder, "off", or None (the default folder)."""
     if ov_cache is None:
         return {}
     if not backend.startswith("ov-"):
         raise InputError(f"--ov-cache is an OpenVINO option; backend {backend!r} has no compiled-model cache")
-    return {"model_cache": False} if ov_cache == "off" else {"model_cache_dir": Path(ov_cache)}
+    if ov_cache == "off":
+        return {"model_cache": False}
+    check_writable_folder(Path(ov_cache), "--ov-cache")
+    return {"model_cache_dir": Path(ov_cache)}
+
+
+def _plan(opts: SegmentOptions) -> tuple[list[str], list[Path], list[OutputPaths], dict[str, object]]:
+    """Every check that needs no model: classes, images, options, where outputs go."""
+    names = read_classes(opts.classes, opts.classes_file)
+    images = expand_images(opts.images)  # folders, globs and "-" (paths on stdin) -> files
+    if not images and not opts.precompute:
+        raise InputError("no images given (or use --precompute to only fill the text-embedding cache)")
+    if images and opts.precompute:
+        raise InputError(f"--precompute only fills the text-embedding cache; it takes no images (got {len(images)})")
+    backend_options = _ov_options(opts.backend, opts.ov_cache)
+    rules = WriteRules(opts.artifacts, images, opts.overwrite)
+    if opts.vocab_out is not None:
+        rules.check_file(opts.vocab_out, "--vocab-out")
+    return names, images, preflight(images, opts.out, rules), backend_options
+
+
+def _vocabulary(seg: Segmenter, names: list[str], opts: SegmentOptions, bar: Progress) -> None:
+    """Encode the classes (progress on the bar), and write them as a vocabulary file if asked."""
+    task = bar.add_task("text embeddings", total=None)
+    seg.set_vocabulary(names, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    bar.update(task, completed=1, total=1)
+    if opts.vocab_out is not None:
+        from escnet_runtime.vocab_file import vocabulary_of, write_vocabulary
+
+        write_vocabulary(opts.vocab_out, vocabulary_of(seg, names))
+        err.print(f"escnet-segment: wrote the vocabulary file {opts.vocab_out} ({len(names)} classes)")
+
+
+def _segment_all(seg: Segmenter, jobs: list[tuple[Path, OutputPaths]], opts: SegmentOptions, bar: Progress) -> int:
+    """Segment and write each image; a bad image is one line and the next is still tried. Returns failures."""
+    task = bar.add_task("images", total=len(jobs))
+    meta = {"backend": opts.backend, "sliding_window": opts.sliding_window}
+    meta["weights"] = seg.manifest.weights_provenance().to_dict()
+    failures = 0
+    for image, paths in jobs:
+        try:
+            array = load_image(image, opts.max_pixels, check_path=False)  # path checked above; size before decoding
+            result = seg.segment(array, sliding_window=opts.sliding_window)
+            write_outputs(paths, array, result, {"image": str(image), **meta})
+            print(image_line(image, paths.all(), result.shares()), flush=True)
+        except InputError as e:  # OutputError too: the next images are still tried
+            _say("error", str(e))
+            failures += 1
+        bar.advance(task)
+    return failures
+
+
+def run(opts: SegmentOptions) -> int:
+    """The command's work; raises InputError / ManifestError / BackendError for user mistakes."""
+    from escnet_runtime.segmenter import Segmenter  # after argument checks: onnxruntime loads here
+
+    names, images, outputs, backend_options = _plan(opts)
+    with Segmenter(
+        opts.artifacts,
+        backend=opts.backend,
+        cache_dir=opts.cache_dir,
+        disk_cache=opts.disk_cache,
+        batch_size=opts.batch_size,
+        class_chunk=opts.class_chunk,
+        **backend_options,
+    ) as seg:
+        notice = seg.manifest.weights_provenance().notice()
+        if notice:
+            _say("note", notice)
+        if images:
+            make_out_dir(opts.out)
+        t0 = time.perf_counter()
+        with _progress() as bar:
+            _vocabulary(seg, names, opts, bar)
+            if opts.precompute:
+                where = seg.cache.directory or "memory only"
+                new = seg.cache.stats.disk_writes
+                err.print(f"escnet-segment: {len(names)} classes cached ({new} new entries) in {where}")
+                return 0
+            failures = _segment_all(seg, list(zip(images, outputs, strict=True)), opts, bar)
+    if failures and len(images) > 1:
+        _say("error", f"{failures} of {len(images)} images failed (see above); the others were written")
+    print(summary_line(len(images) - failures, failures, time.perf_counter() - t0, opts.out), flush=True)
+    return EXIT_USER_ERROR if failures else 0
+
+
+_REPORTED_WARNINGS = (ClassNameTruncatedWarning, CacheWriteWarning, CacheDamagedWarning)
+
+
+def _run_reporting(opts: SegmentOptions) -> int:
+    """``run`` with every outcome as one line on stderr: user mistakes exit 2, bugs 1."""
+    with warnings.catch_warnings(record=True) as caught:
+        for category in _REPORTED_WARNINGS:
+            warnings.simplefilter("always", category)
+        try:
+            return run(opts)
+        except (InputError, ManifestError, BackendError) as e:
+            _say("error", str(e))
+            return EXIT_USER_ERROR
+        except MemoryError:
+            _say("error", "out of memory (a smaller --class-chunk or --batch-size, or a smaller image)")
+            return EXIT_USER_ERROR
+        except Exception as e:  # a bug: still one line, and a distinct exit code
+            _say("internal error", f"{type(e).__name__}: {e}")
+            return EXIT_INTERNAL
+        finally:
+            for w in caught:
+                if issubclass(w.category, _REPORTED_WARNINGS):
+                    _say("warning", str(w.message))
 
 
 @app.command()
@@ -218,31 +272,16 @@ def segment(
     vocab_out: Annotated[
         Path | None, typer.Option(help="also write the class embeddings as a vocabulary file (for the C++ runtime)")
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="replace existing output files; allow writing into the artifacts folder")
+    ] = False,
 ) -> None:
     """Segment IMAGES with the given classes; writes label and overlay PNGs and a JSON per image."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ClassNameTruncatedWarning)
-        warnings.simplefilter("always", CacheWriteWarning)
-        warnings.simplefilter("always", CacheDamagedWarning)
-        try:
-            code = run(
-                list(images or []), artifacts, classes, classes_file, out, backend, sliding_window,
-                cache_dir, disk_cache, precompute, max_pixels, batch_size, class_chunk, ov_cache, vocab_out,
-            )  # fmt: skip
-        except (InputError, ManifestError, BackendError) as e:
-            _say("error", str(e))
-            code = EXIT_USER_ERROR
-        except MemoryError:
-            _say("error", "out of memory (a smaller --class-chunk or --batch-size, or a smaller image)")
-            code = EXIT_USER_ERROR
-        except Exception as e:  # a bug: still one line, and a distinct exit code
-            _say("internal error", f"{type(e).__name__}: {e}")
-            code = EXIT_INTERNAL
-        finally:
-            for w in caught:
-                if issubclass(w.category, ClassNameTruncatedWarning | CacheWriteWarning | CacheDamagedWarning):
-                    _say("warning", str(w.message))
-    raise typer.Exit(code)
+    opts = SegmentOptions(
+        list(images or []), artifacts, classes, classes_file, out, backend, sliding_window,
+        cache_dir, disk_cache, precompute, max_pixels, batch_size, class_chunk, ov_cache, vocab_out, overwrite,
+    )  # fmt: skip
+    raise typer.Exit(_run_reporting(opts))
 
 
 def main() -> None:

@@ -20,6 +20,11 @@ DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own decompression-bomb threshold (ab
 _SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
 
 
+def pixels(n: int) -> str:
+    """A pixel count for a message: "89 Mpx", "0.3 Mpx" or "1000 pixels"."""
+    return f"{n / 1e6:.0f} Mpx" if n >= 10_000_000 else f"{n / 1e6:.1f} Mpx" if n >= 100_000 else f"{n} pixels"
+
+
 def _to_rgb(img: Image.Image, path: Path) -> np.ndarray:
     """A decoded Pillow image -> (H, W, 3) uint8."""
     if img.mode in _SIXTEEN_BIT:
@@ -56,7 +61,7 @@ def pil_to_array(img: Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.n
     if w < 1 or h < 1:
         raise InputError(f"PIL image has no pixels ({w}x{h})")
     if w * h > max_pixels:
-        raise InputError(f"PIL image is {w}x{h} ({w * h / 1e6:.0f} Mpx), over the limit of {max_pixels / 1e6:.0f} Mpx")
+        raise InputError(f"PIL image is {w}x{h} ({pixels(w * h)}), over the limit of {pixels(max_pixels)}")
     name = Path(getattr(img, "filename", "") or "PIL image")
     try:
         img.load()
@@ -68,10 +73,16 @@ def pil_to_array(img: Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.n
         raise InputError(f"{name}: cannot read this PIL image ({type(e).__name__}: {e})") from None
 
 
-def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """path -> (H, W, 3) uint8 RGB, or InputError (one line) for anything that is not a usable image."""
+def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, check_path: bool = True) -> np.ndarray:
+    """path -> (H, W, 3) uint8 RGB, or InputError (one line) for anything that is not a usable image.
+
+    The file is opened once; its size is checked from the header before decoding. ``check_path``:
+    first say plainly when the path is missing, a folder or not a regular file (off when the
+    caller checked it already).
+    """
     path = Path(path)
-    check_image_path(path)
+    if check_path:
+        check_image_path(path)
     old_limit = Image.MAX_IMAGE_PIXELS
     try:
         # Our own limit replaces Pillow's for this call; the size is checked before decoding.
@@ -84,8 +95,8 @@ def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
                     raise InputError(f"{path}: image has no pixels ({w}x{h})")
                 if w * h > max_pixels:
                     raise InputError(
-                        f"{path}: image is {w}x{h} ({w * h / 1e6:.0f} Mpx), over the limit of "
-                        f"{max_pixels / 1e6:.0f} Mpx (raise it with --max-pixels if memory allows)"
+                        f"{path}: image is {w}x{h} ({pixels(w * h)}), over the limit of "
+                        f"{pixels(max_pixels)} (raise it with --max-pixels if memory allows)"
                     )
                 img.load()
                 img = ImageOps.exif_transpose(img) or img

@@ -24,6 +24,7 @@ SCHEMA_FILE = "manifest.schema.json"
 BAKED_SCHEMA_FILE = "baked_manifest.schema.json"
 _BLOCK = re.compile(r"decoder_block_[0-9]+")  # contract.DECODER_BLOCK
 _SHORT = 60  # characters of a bad value quoted in an error
+MAX_TEMPLATE_CHARS = 1000  # CLIP's 77 tokens hold about 300 characters; longer is never a template
 
 
 class ManifestFieldError(ValueError):
@@ -109,6 +110,11 @@ def check_relative(name: str, where: str) -> None:
 
 def _check_templates(templates: list[str]) -> None:
     for i, template in enumerate(templates):
+        if len(template) > MAX_TEMPLATE_CHARS:
+            raise ManifestFieldError(
+                f"templates[{i}]: {len(template)} characters; expected at most {MAX_TEMPLATE_CHARS} "
+                "(a template is a short sentence around the class name)"
+            )
         ok = template.count("{}") == 1
         if ok:
             try:

@@ -25,6 +25,7 @@ from escnet_runtime.preprocess import check_image
 from escnet_runtime.segmenter import Segmenter
 from escnet_runtime.vocabulary import check_class_names
 
+IMAGE_INPUT = "image"  # the request's tensor names (the Triton model's inputs)
 DEFAULT_MAX_CLASSES = 1024  # per request; a larger vocabulary is configured in the repository instead
 MAX_NAMES_BYTES = 1 << 20  # the UTF-8 class list of one request
 
@@ -75,18 +76,44 @@ def decode_names(data: np.ndarray, limit: int = MAX_NAMES_BYTES) -> tuple[str, .
     return tuple(line.strip() for line in text.split("\n")) if text.strip() else ()
 
 
+def check_images(images: object, limits: ServeLimits) -> np.ndarray:
+    """A request's images as (B, H, W, 3) uint8, or a one-line InputError (no path, no traceback).
+
+    Integer tensors wider than UINT8 are taken when every value is 0..255 (a repository may
+    declare a wider type so that out-of-range JSON values arrive unwrapped and are refused here).
+    """
+    if images is None:
+        raise InputError(f"the request has no {IMAGE_INPUT!r} input; expected UINT8 images [B, H, W, 3]")
+    if not isinstance(images, np.ndarray):
+        raise InputError(f"{IMAGE_INPUT} must be a UINT8 tensor [B, H, W, 3], got {type(images).__name__}")
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise InputError(f"{IMAGE_INPUT} must be UINT8 images [B, H, W, 3], got shape {list(images.shape)}")
+    b, h, w, _ = images.shape
+    if b < 1 or h < 1 or w < 1:
+        raise InputError(f"{IMAGE_INPUT} is empty (shape {list(images.shape)})")
+    if h * w > limits.max_pixels:
+        raise InputError(f"{IMAGE_INPUT} is {w}x{h}, over the limit of {limits.max_pixels} pixels")
+    if images.dtype == np.uint8:
+        return images
+    if images.dtype == np.bool_ or not np.issubdtype(images.dtype, np.integer):
+        raise InputError(f"{IMAGE_INPUT} must be UINT8 (0..255), got {images.dtype}")
+    low, high = int(images.min()), int(images.max())
+    if low < 0 or high > 255:
+        raise InputError(f"{IMAGE_INPUT} values must be 0..255 (UINT8), got {low if low < 0 else high}")
+    return images.astype(np.uint8)
+
+
 def check_request(req: ServeRequest, limits: ServeLimits, default: tuple[str, ...]) -> tuple[str, ...]:
-    """The vocabulary a valid request is segmented with; InputError (one line) otherwise."""
-    images = req.images
-    if images.ndim != 4:
-        raise InputError(f"image must be (H, W, 3) uint8 per batch item, got shape {images.shape[1:]}")
-    for image in images:
+    """The vocabulary a valid request is segmented with (``req.images`` checked and made uint8);
+    InputError (one line) otherwise."""
+    req.images = check_images(req.images, limits)
+    for image in req.images:
         check_image(image)
-    if images.shape[1] * images.shape[2] > limits.max_pixels:
-        raise InputError(f"image is {images.shape[2]}x{images.shape[1]}, over the limit of {limits.max_pixels} pixels")
     names = req.names or default
     if not names:
         raise InputError("no classes given and the repository configures no vocabulary")
+    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+        raise InputError("classes must be a list of class names (UTF-8 text, one name per line)")
     if len(names) > limits.max_classes:
         raise InputError(f"{len(names)} classes in one request; at most {limits.max_classes} are served")
     return tuple(check_class_names(list(names)))
@@ -109,6 +136,8 @@ class ServingPipeline:
                 groups.setdefault(check_request(req, self.limits, self.vocabulary), []).append(i)
             except InputError as e:
                 results[i].error = str(e)
+            except (AttributeError, TypeError, ValueError) as e:  # a malformed request: one line, no path
+                results[i].error = f"unreadable request ({type(e).__name__})"
         for names, members in groups.items():
             try:
                 self._segment_group(names, [requests[i] for i in members], [results[i] for i in members])

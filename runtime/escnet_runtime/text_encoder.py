@@ -10,6 +10,7 @@ import numpy as np
 from escnet_runtime.backends import Backend
 from escnet_runtime.cache import ModelIdentity, TextEmbeddingCache
 from escnet_runtime.contract import TEXT_EMBEDDINGS, TEXT_ENCODER, TOKEN_IDS
+from escnet_runtime.errors import InputError
 from escnet_runtime.tokenizer import ClipTokenizer
 from escnet_runtime.vocabulary import ClassNameTruncatedWarning, check_class_names, expand
 
@@ -31,6 +32,20 @@ class TextEncoder:
         self.templates = tuple(templates)
         self.identity = identity
         self.cache = cache
+        self._check_templates()
+
+    def _check_templates(self) -> None:
+        """A template that alone fills CLIP's context leaves no room for any class name: refused
+        (a warning per class name would blame the names)."""
+        alone = self.tokenizer.tokenize([t.replace("{}", "") for t in self.templates]).truncated
+        for i, cut in enumerate(alone):
+            if cut:
+                t = self.templates[i]
+                shown = t if len(t) <= 40 else t[:40] + "..."
+                raise InputError(
+                    f"templates[{i}]: {shown!r} ({len(t)} characters) alone is longer than CLIP's context of "
+                    f"{self.tokenizer.context_length} tokens; no class name would fit"
+                )
 
     def _warn_truncated(self, pairs: Sequence[tuple[str, str]], truncated: np.ndarray) -> None:
         names = sorted({name for (_, name), cut in zip(pairs, truncated, strict=True) if cut})

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import gzip
 import html
+import io
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from escnet_runtime.manifest import Manifest, read_hashed, read_verified
 NUM_MERGES = 49152 - 256 - 2  # merges CLIP uses: its vocabulary is 49408 = 2 * 256 bytes + merges + 2 specials
 END_OF_WORD = "</w>"
 _WORD_CACHE_LIMIT = 200_000
+MAX_VOCAB_BYTES = 16 << 20  # decompressed; CLIP's vocabulary is 1.3 MiB
 
 
 def byte_alphabet() -> dict[int, str]:
@@ -41,6 +44,24 @@ def byte_alphabet() -> dict[int, str]:
             extra += 1
     # The vocabulary lists the printable bytes first, then the remapped ones, each in byte order.
     return dict(sorted(table.items(), key=lambda kv: (kv[0] not in printable, kv[0])))
+
+
+def _read_vocabulary(path: Path, data: bytes | None) -> str:
+    """The gzipped BPE vocabulary (``data``, or the file ``path``) as text, decompressed while it is
+    read and refused as soon as it passes ``MAX_VOCAB_BYTES`` (a small file may inflate to gigabytes)."""
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) if data is not None else gzip.open(path) as f:
+            raw = f.read(MAX_VOCAB_BYTES + 1)  # decompresses at most this much
+    except (OSError, EOFError, zlib.error) as e:
+        raise InputError(f"{path}: unreadable BPE vocabulary ({e})") from None
+    if len(raw) > MAX_VOCAB_BYTES:
+        raise InputError(
+            f"{path}: the BPE vocabulary inflates to more than {MAX_VOCAB_BYTES >> 20} MiB (CLIP's is 1.3 MiB); refused"
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: unreadable BPE vocabulary ({e})") from None
 
 
 def clean_text(text: str) -> str:
@@ -66,11 +87,7 @@ class ClipTokenizer:
         self.context_length = int(context_length)
         if self.context_length < 2:
             raise InputError(f"context_length is {context_length}; expected at least 2 (start and end of text)")
-        try:
-            raw = gzip.decompress(data) if data is not None else gzip.open(self.vocab_path).read()
-            lines = raw.decode("utf-8").split("\n")
-        except (OSError, UnicodeDecodeError, EOFError) as e:
-            raise InputError(f"{self.vocab_path}: unreadable BPE vocabulary ({e})") from None
+        lines = _read_vocabulary(self.vocab_path, data).split("\n")
         merges = [tuple(line.split()) for line in lines[1 : NUM_MERGES + 1]]  # line 0 is a version header
         if len(merges) != NUM_MERGES or any(len(m) != 2 for m in merges):
             raise InputError(f"{self.vocab_path}: expected {NUM_MERGES} BPE merges of two symbols each")

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
 from collections.abc import Sequence
 from pathlib import Path
@@ -80,8 +79,7 @@ def write_vocabulary(path: str | Path, vocab: VocabularyFile) -> Path:
         with atomic_path(target) as tmp, open(tmp, "wb") as f:
             f.write(struct.pack("<Q", len(header)))
             f.write(header)
-            f.write(emb.tobytes())
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates it private; the file follows the umask
+            f.write(emb.tobytes())  # atomic_path gave the file the umask's permissions
     except OSError as e:
         raise InputError(f"{target}: cannot write the vocabulary file ({e.strerror or e})") from None
     return target
@@ -108,9 +106,3 @@ def vocabulary_of(segmenter: Segmenter, names: Sequence[str]) -> VocabularyFile:
     """The vocabulary file's contents for ``names`` from a ``Segmenter`` (its text encoder and cache)."""
     emb = segmenter.encode_vocabulary(names)
     return VocabularyFile(tuple(names), segmenter.templates, emb, segmenter.text.identity)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

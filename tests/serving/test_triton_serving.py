@@ -58,3 +58,34 @@ def test_no_classes_and_no_vocabulary_is_an_error(artifacts):
     serve = ServingPipeline(Segmenter(artifacts, disk_cache=False))
     (res,) = serve([ServeRequest(np.zeros((1, 8, 8, 3), np.uint8), None)])
     assert res.error == "no classes given and the repository configures no vocabulary"
+
+
+@pytest.mark.parametrize(
+    "images,expect",
+    [
+        (None, "no 'image' input"),
+        ([[[[1, 2, 3]]]], "UINT8 tensor"),
+        (np.full((1, 4, 4, 3), 300, np.int32), "values must be 0..255 (UINT8), got 300"),
+        (np.full((1, 4, 4, 3), -1, np.int16), "got -1"),
+        (np.zeros((1, 4, 4, 3), np.float32), "must be UINT8"),
+        (np.zeros((4, 4, 3), np.uint8), "[B, H, W, 3]"),
+        (np.zeros((1, 4, 4, 4), np.uint8), "[B, H, W, 3]"),
+        (np.zeros((0, 4, 4, 3), np.uint8), "empty"),
+    ],
+)
+def test_malformed_requests_are_one_line_without_paths(artifacts, images, expect):
+    serve = ServingPipeline(Segmenter(artifacts, disk_cache=False), vocabulary=("wall", "sky"))
+    good = ServeRequest(np.zeros((1, 8, 8, 3), np.uint8), None)
+    bad, ok = serve([ServeRequest(images, None), good])  # type: ignore[arg-type]
+    assert bad.error is not None and expect in bad.error, bad.error
+    assert "\n" not in bad.error and "/" not in bad.error  # no file path of the server
+    assert "Traceback" not in bad.error and "File " not in bad.error
+    assert ok.error is None and ok.labels is not None and ok.labels.shape == (1, 8, 8)
+
+
+def test_wider_integer_images_in_range_are_served(artifacts):
+    serve = ServingPipeline(Segmenter(artifacts, disk_cache=False), vocabulary=("wall", "sky"))
+    image = np.random.default_rng(3).integers(0, 256, (1, 16, 20, 3), dtype=np.uint8)
+    wide, narrow = serve([ServeRequest(image.astype(np.int32), None), ServeRequest(image, None)])
+    assert wide.error is None and narrow.error is None
+    np.testing.assert_array_equal(wide.labels, narrow.labels)
