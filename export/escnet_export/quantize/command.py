@@ -1,0 +1,210 @@
+"""``escnet-export quantize``: fp32 artifacts -> int8 artifacts on the same contract, all or nothing.
+
+1. Calibration inputs: the calibration images segmented by the fp32 artifacts' own graphs on
+   ONNX Runtime (``recorder``); the fp32 runtime's labels on the held-out scenes (``gates``).
+2. In a staging folder beside OUT (``publish.staged_export``): the image encoder, the decoder and
+   every decoder step quantised by the engine (``engines``), the float32 islands left alone
+   (``islands``); every other file copied from the fp32 folder as verified.
+3. Gates on the staged folder, for each runtime backend that opens it (ort-cpu, ov-cpu). On a
+   failure: the gate table, nothing written (:class:`GatesFailed`). Passed: the text encoder is
+   quantised too and kept only if the gates still hold. Not judged (no confident pixels, e.g.
+   random weights): one warning, the text encoder stays fp32, the folder is written.
+4. The manifest (sha256 of every file; ``extra``: precision, engine, calibration set size and
+   sha256, islands, gate rows and verdict), then one swap into OUT.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+from escnet_runtime import Segmenter
+from escnet_runtime.contract import IMAGE_ENCODER, TEXT_ENCODER
+from escnet_runtime.errors import BackendError, InputError
+from escnet_runtime.manifest import Manifest, ManifestError, load_manifest
+
+from escnet_export.errors import ExportError
+from escnet_export.publish import publish, staged_export
+from escnet_export.quantize import folder as F
+from escnet_export.quantize.data import GateData, read_gate_data, synthetic_gate_data
+from escnet_export.quantize.engines import EngineSettings, quantize_graph
+from escnet_export.quantize.gates import GateRow, Reference, gate_table, judge, overall, reference_of
+from escnet_export.quantize.islands import f32_islands
+from escnet_export.quantize.options import QuantizeOptions, validate
+from escnet_export.quantize.recorder import record_feeds
+
+Step = Callable[[str], None]
+FP32_BACKEND = "ort-cpu"
+
+
+class GatesFailed(ExportError):
+    """The int8 graphs fail a gate; ``table`` is what the user sees, nothing was written."""
+
+    def __init__(self, message: str, table: str) -> None:
+        super().__init__(message)
+        self.table = table
+
+
+@dataclass
+class QuantizeResult:
+    verdict: str
+    table: str
+    graphs: dict[str, str]  # graph -> "int8" / "fp32"
+    bytes: int
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+
+def judge_backends(engine: str) -> tuple[str, ...]:
+    """The runtime backends the int8 folder is judged on: the engine's own first."""
+    own = "ov-cpu" if engine == "openvino" else "ort-cpu"
+    others = [b for b in ("ov-cpu", "ort-cpu") if b != own and (b != "ov-cpu" or find_spec("openvino"))]
+    return (own, *others)
+
+
+def _segmenter_rows(folder: Path, data: GateData, ref: Reference, opts: QuantizeOptions) -> list[GateRow]:
+    rows = []
+    for backend in judge_backends(opts.engine):
+        try:
+            with Segmenter(folder, backend=backend, disk_cache=False) as seg:
+                seg.set_vocabulary(data.class_names)
+                row = judge(backend, "int8", lambda im, s=seg: s.segment(im).labels, data.held_out, ref, opts.rule)
+        except (BackendError, ManifestError, InputError) as e:
+            raise ExportError(f"{backend} cannot run the int8 folder: {e}") from None
+        rows.append(row)
+    return rows
+
+
+def _reference(opts: QuantizeOptions, data: GateData) -> Reference:
+    with Segmenter(opts.artifacts, backend=FP32_BACKEND, disk_cache=False) as seg:
+        seg.set_vocabulary(data.class_names)
+
+        def segment(image: Any) -> tuple[Any, Any]:
+            r = seg.segment(image, return_scores=True)
+            return r.labels, r.scores
+
+        return reference_of(segment, data.held_out, len(data.class_names), opts.rule)
+
+
+def _quantize_into(
+    staging: Path, fp32: Manifest, opts: QuantizeOptions, graph: str, feeds: dict[str, list], islands: dict
+) -> None:
+    model = F.fp32_graph(opts.artifacts, fp32, graph)
+    ignored = [i.node for i in f32_islands(model)]
+    islands[graph] = [{"node": i.node, "op": i.op_type, "why": i.reason} for i in f32_islands(model)]
+    settings = EngineSettings(opts.engine, opts.smooth_quant)
+    try:
+        q = quantize_graph(model, feeds.get(graph, []), ignored, settings)
+    except ExportError as e:
+        raise ExportError(f"{graph}: {e}") from None
+    F.save_graph(q, staging / fp32.graphs[graph].file)
+
+
+def _record(opts: QuantizeOptions, data: GateData, graphs: dict[str, str], islands: dict, rows, verdict) -> dict:
+    return {
+        "quantization": {
+            "engine": opts.engine,
+            **EngineSettings(opts.engine, opts.smooth_quant).describe(),
+            "graphs": graphs,
+            "f32_islands": islands,
+            "fp32_artifacts_manifest_sha256": _manifest_sha256(opts.artifacts),
+        },
+        "calibration": {"size": len(data.calibration), "sha256": data.sha256, "source": data.source},
+        "gates": verdict,
+        "gate_rows": [r.to_dict() for r in rows],
+        "gate_rule": {
+            "max_miou_drop": opts.rule.max_miou_drop,
+            "min_agreement": opts.rule.min_agreement,
+            "confident_margin": opts.rule.confident_margin,
+            "held_out": len(data.held_out),
+        },
+    }
+
+
+def _manifest_sha256(folder: Path) -> str:
+    from escnet_runtime.contract import MANIFEST_FILE
+    from escnet_runtime.fileio import sha256_file
+
+    return sha256_file(folder / MANIFEST_FILE)
+
+
+def run_quantize(opts: QuantizeOptions, step: Step = lambda _n: None) -> QuantizeResult:
+    """Write the int8 folder OUT, or raise ExportError / GatesFailed with OUT untouched."""
+    validate(opts)
+    start = time.perf_counter()
+    try:
+        fp32 = load_manifest(opts.artifacts)
+    except ManifestError as e:
+        raise ExportError(str(e)) from None
+    step("reading the calibration and held-out images")
+    if opts.synthetic is not None:
+        with synthetic_gate_data(opts.synthetic, opts.held_out) as data:
+            return _run(opts, fp32, data, step, start)
+    assert opts.calibration is not None
+    return _run(opts, fp32, read_gate_data(opts.calibration, opts.calibration_size, opts.held_out), step, start)
+
+
+def _run(opts: QuantizeOptions, fp32: Manifest, data: GateData, step: Step, start: float) -> QuantizeResult:
+    step(f"recording calibration inputs ({len(data.calibration)} images, fp32 graphs)")
+    feeds = record_feeds(opts.artifacts, data.class_names, data.calibration, limit=len(data.calibration))
+    step(f"fp32 runtime on {len(data.held_out)} held-out scenes")
+    ref = _reference(opts, data)
+    targets = [g for g in fp32.graphs if g != TEXT_ENCODER and g in feeds]
+    graphs = {g: ("int8" if g in targets else "fp32") for g in fp32.graphs}
+    islands: dict[str, list] = {}
+    warnings: list[str] = []
+    with staged_export(opts.out, note=warnings.append) as run:
+        staging = run.staging
+        F.copy_listed(opts.artifacts, fp32, staging, {fp32.graphs[g].file for g in targets})
+        for g in [IMAGE_ENCODER, *[t for t in targets if t != IMAGE_ENCODER]]:
+            if g in targets:
+                step(f"quantising {g} ({opts.engine})")
+                _quantize_into(staging, fp32, opts, g, feeds, islands)
+        rows = _judge(staging, fp32, data, ref, opts, step, graphs, islands)
+        verdict = overall(rows)
+        if verdict == "fail":
+            raise GatesFailed(_failure_line(rows, opts.out), gate_table(ref, rows, opts.rule))
+        if verdict == "pass" and TEXT_ENCODER in feeds:
+            rows = _try_text_encoder(staging, fp32, data, ref, opts, step, graphs, islands, feeds, rows)
+        if verdict == "not judged":
+            warnings.append(f"gates: not judged: {rows[0].why}; the text encoder stays fp32")
+        extra = _record(opts, data, graphs, islands, rows, verdict)
+        files = sorted(F.int8_manifest(fp32, staging, extra).files)
+        step("publishing")
+        publish(run, files, lambda where: F.write_staged_manifest(fp32, where, extra))
+    size = sum((opts.out / f).stat().st_size for f in files)
+    return QuantizeResult(
+        verdict, gate_table(ref, rows, opts.rule), graphs, size, time.perf_counter() - start, warnings
+    )
+
+
+def _judge(staging, fp32, data, ref, opts, step, graphs, islands) -> list[GateRow]:
+    F.write_staged_manifest(fp32, staging, _record(opts, data, graphs, islands, [], "not judged"))
+    step(f"gates on {len(data.held_out)} held-out scenes ({', '.join(judge_backends(opts.engine))})")
+    return _segmenter_rows(staging, data, ref, opts)
+
+
+def _try_text_encoder(staging, fp32, data, ref, opts, step, graphs, islands, feeds, rows) -> list[GateRow]:
+    """Quantise the text encoder too; keep it only if every gate still passes."""
+    step(f"quantising {TEXT_ENCODER} ({opts.engine})")
+    _quantize_into(staging, fp32, opts, TEXT_ENCODER, feeds, islands)
+    graphs[TEXT_ENCODER] = "int8"
+    with_text = _judge(staging, fp32, data, ref, opts, step, graphs, islands)
+    if overall(with_text) == "pass":
+        return with_text
+    F.restore_fp32(opts.artifacts, fp32, staging, TEXT_ENCODER)
+    graphs[TEXT_ENCODER] = "fp32 (int8 failed the gates)"
+    islands.pop(TEXT_ENCODER, None)
+    return rows
+
+
+def _failure_line(rows: list[GateRow], out: Path) -> str:
+    failed = [r for r in rows if r.verdict == "fail"]
+    return (
+        f"int8 fails the gates on {', '.join(r.backend for r in failed)} ({failed[0].why}); "
+        f"nothing written, {out} left as it was"
+    )
