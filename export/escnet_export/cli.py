@@ -294,6 +294,30 @@ def vocab(
     out_console.print(f"wrote {out} ({len(names)} classes)")
 
 
+@app.command()
+def quantize(
+    artifacts: Annotated[Path, typer.Option(help="fp32 artifacts folder written by `escnet-export onnx`")] = Path(
+        "artifacts"
+    ),
+    out: Annotated[Path, typer.Option(help="int8 artifacts folder to write")] = Path("artifacts-int8"),
+    calibration: Annotated[
+        Path | None, typer.Option(help="data set folder: classes.txt, images/train (calibration), images/val + labels")
+    ] = None,
+    synthetic: Annotated[int | None, typer.Option(help="calibrate on N generated synthetic scenes instead")] = None,
+    engine: Annotated[str, typer.Option(help="openvino (NNCF) or onnxruntime")] = "openvino",
+    calibration_size: Annotated[int, typer.Option(help="images of --calibration to use")] = 64,
+    held_out: Annotated[int, typer.Option(help="held-out scenes the gates judge on")] = 20,
+    smooth_quant: Annotated[bool, typer.Option(help="NNCF SmoothQuant on MatMuls (openvino engine)")] = True,
+    max_miou_drop: Annotated[float, typer.Option(help="gate: mIoU points below fp32 allowed")] = 0.5,
+    min_agreement: Annotated[float, typer.Option(help="gate: label agreement on confident pixels")] = 0.995,
+    overwrite: Annotated[bool, typer.Option(help="replace a non-empty --out folder")] = False,
+) -> None:
+    """Post-training static INT8 artifacts, written only if the accuracy gates hold (docs/quantization.md)."""
+    from escnet_export.quantize.cli import quantize_command
+
+    quantize_command(locals(), out_console, err_console)
+
+
 def main() -> None:
     from escnet_runtime.cli_usage import run_app
 
