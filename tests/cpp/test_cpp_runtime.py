@@ -1,8 +1,5 @@
-"""The C++ runtime (runtime/cpp): built here with CMake against the openvino and nlohmann-json
-wheels and the system's libpng, then run on the tiny artifacts against the Python runtime.
-
-Not skipped when something is missing: the dev extra installs what the build needs, and a
-failed build fails the test.
+"""The C++ runtime (runtime/cpp), built once per session (tests/cpp/conftest.py), run on the tiny
+artifacts against the Python runtime.
 """
 
 import dataclasses
@@ -14,41 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cpp_tools import one_line_error, run_tool
 from escnet_runtime import Segmenter
 from escnet_runtime.vocab_file import read_vocabulary, vocabulary_of, write_vocabulary
 from PIL import Image
 from support.artifacts import BAKED_NAMES, tiny_baked
 
-ROOT = Path(__file__).resolve().parents[2]
-SOURCE = ROOT / "runtime" / "cpp"
-TOOL = "escnet-segment-cpp"
 SIZES = [(90, 140), (128, 128), (201, 77)]  # wide, square at S, tall
 VOCABULARIES = {
     "five": (["sky", "grass", "a red car parked on the street", "wall", "person"], None),  # one chunk
     "fourteen": ([f"thing {i}" for i in range(11)] + ["tree", "road", "floor"], 4),  # four chunks, uneven
 }
-
-
-def cmake_configure_args(build: Path) -> list[str]:
-    import nlohmann_json
-    import openvino
-
-    ov_cmake = Path(openvino.__file__).parent / "cmake"
-    return [
-        "-S", str(SOURCE), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
-        f"-DOpenVINO_DIR={ov_cmake}", f"-DNLOHMANN_JSON_INCLUDE_DIR={nlohmann_json.get_include()}",
-    ]  # fmt: skip
-
-
-@pytest.fixture(scope="session")
-def tool(tmp_path_factory) -> Path:
-    cmake = shutil.which("cmake")
-    assert cmake, "cmake is needed to build runtime/cpp (pip install cmake, or the system's)"
-    build = tmp_path_factory.mktemp("cpp-build")
-    for cmd in ([cmake, *cmake_configure_args(build)], [cmake, "--build", str(build), "-j", str(os.cpu_count() or 2)]):
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
-        assert proc.returncode == 0, f"{' '.join(cmd[:3])}: {proc.stdout[-3000:]}{proc.stderr[-3000:]}"
-    return build / TOOL
 
 
 @pytest.fixture(scope="module")
@@ -63,19 +36,8 @@ def _image(tmp: Path, h: int, w: int, seed: int) -> tuple[Path, np.ndarray]:
     return path, array
 
 
-def _run(tool: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(tool), *map(str, args)], capture_output=True, text=True, timeout=600)
-
-
 def _labels(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path)).astype(np.int64)
-
-
-def _one_line_error(proc: subprocess.CompletedProcess, code: int = 2) -> str:
-    assert proc.returncode == code, (proc.returncode, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("escnet-segment-cpp: error: "), proc.stderr
-    return lines[0]
 
 
 @pytest.mark.parametrize("vocab", sorted(VOCABULARIES))
@@ -89,7 +51,9 @@ def test_cpp_labels_match_the_python_runtime(tool, baked, tmp_path, vocab):
         image, array = _image(tmp_path, h, w, seed=i)
         out = tmp_path / f"labels_{i}.png"
         threads = ["--concurrent", "3"] if i == 0 else []  # also 3 threads on one Segmenter, same labels
-        proc = _run(tool, "--artifacts", artifacts, "--vocabulary", vocab_file, "--out", out, *extra, *threads, image)
+        proc = run_tool(
+            tool, "--artifacts", artifacts, "--vocabulary", vocab_file, "--out", out, *extra, *threads, image
+        )
         assert proc.returncode == 0, proc.stderr
         got, want = _labels(out), seg.segment(array).labels
         assert got.shape == (h, w)
@@ -103,11 +67,11 @@ def test_cpp_runs_a_baked_graph(tool, baked, tmp_path):
     for i, (h, w) in enumerate(SIZES):
         image, array = _image(tmp_path, h, w, seed=10 + i)
         out = tmp_path / f"baked_{i}.png"
-        proc = _run(tool, "--artifacts", folder, "--out", out, image)
+        proc = run_tool(tool, "--artifacts", folder, "--out", out, image)
         assert proc.returncode == 0, proc.stderr
         assert np.mean(_labels(out) == seg.segment(array).labels) >= 0.999
-    proc = _run(tool, "--artifacts", folder, "--vocabulary", tmp_path / "x", "--out", tmp_path / "o.png", image)
-    assert "baked" in _one_line_error(proc)
+    proc = run_tool(tool, "--artifacts", folder, "--vocabulary", tmp_path / "x", "--out", tmp_path / "o.png", image)
+    assert "baked" in one_line_error(proc)
 
 
 def test_cpp_refuses_bad_inputs_in_one_line(tool, baked, tmp_path):
@@ -119,7 +83,7 @@ def test_cpp_refuses_bad_inputs_in_one_line(tool, baked, tmp_path):
     good = write_vocabulary(tmp_path / "good.escvocab", vocab)
 
     def refused(folder: Path, vocab_file: Path, needle: str) -> None:
-        line = _one_line_error(_run(tool, "--artifacts", folder, "--vocabulary", vocab_file, "--out", out, image))
+        line = one_line_error(run_tool(tool, "--artifacts", folder, "--vocabulary", vocab_file, "--out", out, image))
         assert needle in line, line
         assert not out.exists()
 
@@ -148,11 +112,11 @@ def test_cpp_refuses_bad_inputs_in_one_line(tool, baked, tmp_path):
     data = bytearray(good.read_bytes())
     data[-1] ^= 0xFF
     damaged.write_bytes(bytes(data))
-    refused(artifacts, damaged, "do not match their sha256")
+    refused(artifacts, damaged, "embeddings_sha256")
     assert read_vocabulary(good).class_names == ("sky", "grass")
 
     no_image = tmp_path / "no.png"
-    line = _one_line_error(_run(tool, "--artifacts", artifacts, "--vocabulary", good, "--out", out, no_image))
+    line = one_line_error(run_tool(tool, "--artifacts", artifacts, "--vocabulary", good, "--out", out, no_image))
     assert "no such file" in line
 
 

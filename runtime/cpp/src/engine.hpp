@@ -21,17 +21,27 @@ struct Tensor {
 using Feed = std::vector<std::pair<std::string, const Tensor*>>;
 using Outputs = std::map<std::string, Tensor>;
 
+// The baked graph's outputs for one image: labels (H, W) int32 and scores (T, side, side) float32.
+struct BakedOutputs {
+  std::vector<int32_t> labels;
+  Tensor scores;
+};
+
 class Engine {
  public:
   virtual ~Engine() = default;
-  // Runs `graph` (float32 inputs and outputs); safe to call from several threads at once.
+  // Runs `graph` (float32 inputs and outputs); safe to call from several threads at once. Every
+  // fed tensor is checked against the manifest's spec first (an Error naming the field).
   virtual Outputs run(const std::string& graph, const Feed& feed) const = 0;
-  // The baked graph: one uint8 RGB image (height, width, 3), contiguous -> labels.
-  virtual Labels run_baked(const std::string& graph, const uint8_t* rgb, int height, int width) const = 0;
+  // The baked graph: one uint8 RGB image (height, width, 3), contiguous. Error unless the graph
+  // gives (1, H, W) labels in 0..classes-1 and (1, classes, side, side) scores.
+  virtual BakedOutputs run_baked(const std::string& graph, const uint8_t* rgb, int height, int width, int64_t classes) const = 0;
 };
 
-// OpenVINO (C++ API): each graph is read from the verified bytes and compiled once, with the
-// batch axis fixed to 1 and the class axis dynamic.
+// OpenVINO (C++ API): each graph is read from the verified bytes (a graph naming external data is
+// refused: its bytes would come from outside the hashed files), checked against its manifest spec
+// and compiled once, with the batch axis fixed to 1 and the class axis dynamic. Each compiled model
+// keeps a pool of infer requests, reused across calls and threads.
 std::unique_ptr<Engine> openvino_engine(const Folder& folder, const std::vector<std::string>& graphs,
                                         const Options& options);
 

@@ -1,109 +1,72 @@
+// The folder and its verified reads: every file the engine gets was listed, confined, hashed.
 #include "manifest.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
-#include <cmath>
-#include <fstream>
-#include <nlohmann/json.hpp>
+#include <cerrno>
+#include <cstring>
 
 #include "escnet/segmenter.hpp"
+#include "json_fields.hpp"
 #include "sha256.hpp"
 
 namespace escnet::detail {
 namespace fs = std::filesystem;
-using nlohmann::json;
 
 namespace {
-
-const char* const kArtifactsFormat = "escnet-artifacts";  // runtime/contract.py FORMAT
-const char* const kBakedFormat = "escnet-baked";          // runtime/contract.py BAKED_FORMAT
 const char* const kManifestFile = "manifest.json";
-const char* const kResize = "bilinear, align_corners=False, no antialias";
-const char* const kLayout = "NCHW RGB";
+constexpr uint64_t kMaxManifest = 64u << 20;  // runtime/manifest.py MAX_MANIFEST_BYTES
+constexpr uint64_t kMaxListedFile = uint64_t(2) << 30;  // an ONNX file over protobuf's 2 GB limit cannot load anyway
 
-TensorSpec tensor_spec(const json& j) {
-  TensorSpec t{j.at("name").get<std::string>(), j.at("dtype").get<std::string>(), {}, {}};
-  for (const auto& d : j.at("shape")) {
-    t.shape.push_back(d.is_number_integer() ? d.get<int64_t>() : -1);
-    t.dim_names.push_back(d.is_string() ? d.get<std::string>() : "");
+struct Fd {
+  int fd = -1;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
   }
-  return t;
-}
-
-GraphSpec graph_spec(const std::string& name, const json& j) {
-  GraphSpec g{name, j.at("file").get<std::string>(), {}, {}};
-  for (const auto& t : j.at("inputs")) g.inputs.push_back(tensor_spec(t));
-  for (const auto& t : j.at("outputs")) g.outputs.push_back(tensor_spec(t));
-  return g;
-}
-
-Preprocess preprocess(const json& j) {
-  if (j.at("resize").get<std::string>() != kResize || j.at("layout").get<std::string>() != kLayout) {
-    throw Error("manifest preprocessing '" + j.at("resize").get<std::string>() + "' / '" +
-                j.at("layout").get<std::string>() + "' is not the one this runtime implements");
-  }
-  Preprocess p;
-  p.image_size = j.at("image_size").get<int>();
-  for (int c = 0; c < 3; ++c) {
-    p.mean[c] = j.at("mean").at(c).get<float>();
-    p.std[c] = j.at("std").at(c).get<float>();
-  }
-  p.divisor = static_cast<float>(std::lround(1.0 / j.at("scale").get<double>()));
-  return p;
-}
-
-Manifest parse(const json& j, const std::string& where) {
-  Manifest m;
-  const std::string format = j.value("format", "");
-  if (format != kArtifactsFormat && format != kBakedFormat) {
-    throw Error(where + ": not an escnet manifest (format '" + format + "')");
-  }
-  m.baked = format == kBakedFormat;
-  const int supported = m.baked ? kBakedFormatVersion : kArtifactsFormatVersion;
-  const json& version = j.at("format_version");
-  if (!version.is_number_integer() || version.get<int>() > supported) {
-    throw Error(where + ": manifest format version " + version.dump() + " is newer than this runtime supports (" +
-                std::to_string(supported) + "); upgrade the escnet C++ runtime");
-  }
-  for (const auto& [name, g] : j.at("graphs").items()) m.graphs.emplace(name, graph_spec(name, g));
-  for (const auto& [name, sha] : j.at("files").items()) m.files.emplace(name, sha.get<std::string>());
-  m.preprocess = preprocess(j.at("preprocess"));
-  if (m.baked) {
-    for (const auto& c : j.at("classes")) {
-      m.class_names.push_back(c.at("name").get<std::string>());
-      const auto& rgb = c.at("colour");
-      m.colours.push_back({rgb.at(0).get<uint8_t>(), rgb.at(1).get<uint8_t>(), rgb.at(2).get<uint8_t>()});
-    }
-    return m;
-  }
-  m.decoder_steps = j.value("decoder_steps", std::vector<std::string>{});
-  if (j.contains("class_chunk") && j.at("class_chunk").is_number_integer()) m.class_chunk = j.at("class_chunk");
-  m.tokenizer_sha256 = j.at("tokenizer").at("vocab_sha256").get<std::string>();
-  m.context_length = j.at("tokenizer").at("context_length").get<int>();
-  m.templates = j.at("templates").get<std::vector<std::string>>();
-  for (const auto& step : m.decoder_steps) m.graph(step);  // every step is a graph
-  return m;
-}
-
+};
 }  // namespace
 
 const TensorSpec& GraphSpec::input(const std::string& tensor) const {
   for (const auto& t : inputs) {
     if (t.name == tensor) return t;
   }
-  throw Error("graph " + name + " has no input '" + tensor + "' (artifacts of another contract version)");
+  throw FieldError("graphs." + name + ".inputs: no input '" + tensor + "' (artifacts of another contract version)");
+}
+
+const TensorSpec& GraphSpec::output(const std::string& tensor) const {
+  for (const auto& t : outputs) {
+    if (t.name == tensor) return t;
+  }
+  throw FieldError("graphs." + name + ".outputs: no output '" + tensor + "' (artifacts of another contract version)");
 }
 
 const GraphSpec& Manifest::graph(const std::string& name) const {
   auto it = graphs.find(name);
-  if (it == graphs.end()) throw Error("the manifest lists no graph '" + name + "'");
+  if (it == graphs.end()) throw FieldError("graphs." + name + ": missing (the manifest lists no graph '" + name + "')");
   return it->second;
 }
 
-std::vector<char> read_file(const fs::path& path, const std::string& what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path.string() + ": cannot read " + what);
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw Error(path.string() + ": read error in " + what);
+std::vector<char> read_file(const fs::path& path, const std::string& what, uint64_t max_bytes) {
+  Fd f;
+  f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (f.fd < 0) throw Error(path.string() + ": cannot read " + what + " (" + std::strerror(errno) + ")");
+  struct stat st {};
+  if (::fstat(f.fd, &st) != 0 || !S_ISREG(st.st_mode)) throw Error(path.string() + ": " + what + " is not a regular file");
+  if (static_cast<uint64_t>(st.st_size) > max_bytes) {
+    throw Error(path.string() + ": " + std::to_string(st.st_size) + " bytes is too large for " + what);
+  }
+  std::vector<char> bytes(static_cast<std::size_t>(st.st_size));
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::read(f.fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error(path.string() + ": read error in " + what + " (" + std::strerror(errno) + ")");
+    if (n == 0) throw Error(path.string() + ": " + what + " shrank while being read");
+    done += static_cast<std::size_t>(n);
+  }
   return bytes;
 }
 
@@ -114,28 +77,26 @@ Folder::Folder(const fs::path& path) : path_(path) {
   if (!fs::is_regular_file(file, ec)) {
     throw Error(path.string() + ": no manifest.json; expected a folder written by escnet-export");
   }
-  const auto bytes = read_file(file, "the manifest");
-  try {
-    manifest_ = parse(json::parse(bytes.begin(), bytes.end()), file.string());
-  } catch (const json::exception& e) {
-    throw Error(file.string() + ": unreadable or incomplete manifest (" + std::string(e.what()) + ")");
-  }
+  manifest_ = parse_manifest(read_file(file, "the manifest", kMaxManifest), file.string());
 }
 
 std::vector<char> Folder::read_verified(const std::string& relative) const {
   auto listed = manifest_.files.find(relative);
-  if (listed == manifest_.files.end()) throw Error(path_.string() + ": " + relative + " is not listed in the manifest");
-  const fs::path rel(relative);
-  bool escapes = rel.is_absolute() || rel.empty();
-  for (const auto& part : rel) escapes = escapes || part == "..";
+  if (listed == manifest_.files.end()) throw Error(path_.string() + ": " + relative + " is not listed in the manifest (it has no sha256); refused");
+  try {
+    check_relative(relative, "files");
+  } catch (const FieldError& e) {
+    throw Error(path_.string() + ": " + e.what());
+  }
   std::error_code ec;
-  const fs::path full = path_ / rel;
+  const fs::path full = path_ / relative;
   const fs::path root = fs::weakly_canonical(path_, ec);
   const fs::path real = fs::weakly_canonical(full, ec);
   auto mismatch = std::mismatch(root.begin(), root.end(), real.begin(), real.end());
-  if (escapes || mismatch.first != root.end()) throw Error(path_.string() + ": " + relative + " is outside the folder");
-  if (!fs::is_regular_file(full, ec)) throw Error(path_.string() + ": " + relative + " is listed in the manifest but missing");
-  auto bytes = read_file(full, relative);
+  if (ec || mismatch.first != root.end()) throw Error(path_.string() + ": " + relative + " leads outside the folder (a symbolic link); refused");
+  if (!fs::exists(fs::symlink_status(full, ec))) throw Error(path_.string() + ": " + relative + " is listed in the manifest but missing");
+  // The last part may be a link inside the folder: open what it resolves to, never following another.
+  auto bytes = read_file(real, relative, kMaxListedFile);
   const std::string actual = sha256_hex(bytes.data(), bytes.size());
   if (actual != listed->second) {
     throw Error(path_.string() + ": " + relative + " does not match the manifest (sha256 " + actual.substr(0, 12) +

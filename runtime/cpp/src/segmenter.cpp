@@ -80,10 +80,14 @@ struct Segmenter::Impl {
 
   Labels segment_baked(const uint8_t* rgb, int height, int width, std::size_t stride) const {
     const std::size_t row = static_cast<std::size_t>(width) * 3;
-    if (stride == row) return engine->run_baked(kSegmenter, rgb, height, width);
-    std::vector<uint8_t> packed(row * height);
-    for (int y = 0; y < height; ++y) std::copy_n(rgb + y * stride, row, packed.data() + y * row);
-    return engine->run_baked(kSegmenter, packed.data(), height, width);
+    const auto classes = static_cast<int64_t>(folder.manifest().class_names.size());
+    std::vector<uint8_t> packed;
+    if (stride != row) {
+      packed.resize(row * height);
+      for (int y = 0; y < height; ++y) std::copy_n(rgb + y * stride, row, packed.data() + y * row);
+    }
+    BakedOutputs out = engine->run_baked(kSegmenter, packed.empty() ? rgb : packed.data(), height, width, classes);
+    return Labels{height, width, std::move(out.labels)};
   }
 };
 

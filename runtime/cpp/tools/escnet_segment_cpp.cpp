@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -19,13 +20,14 @@ namespace {
 
 const char* const kUsage =
     "usage: escnet-segment-cpp --artifacts DIR [--vocabulary FILE] --out LABELS.png [--class-chunk N] "
-    "[--precision f32|bf16] [--threads N] [--repeat N] [--concurrent N] IMAGE.png";
+    "[--precision f32|bf16] [--threads N] [--repeat N] [--concurrent N] [--overwrite] IMAGE.png";
 
 struct Args {
   std::string artifacts, vocabulary, out, image;
   escnet::Options options;
   int repeat = 1;
   int concurrent = 1;  // also segment the image from N threads at once and check every result is the same
+  bool overwrite = false;
 };
 
 int to_int(const std::string& flag, const std::string& value) {
@@ -48,6 +50,10 @@ Args parse(int argc, char** argv) {
       std::cout << kUsage << "\n";
       std::exit(0);
     }
+    if (flag == "--overwrite") {
+      a.overwrite = true;
+      continue;
+    }
     if (flag.rfind("--", 0) != 0) {
       if (!a.image.empty()) throw escnet::Error("one image per call; got " + a.image + " and " + flag);
       a.image = flag;
@@ -66,7 +72,22 @@ Args parse(int argc, char** argv) {
     else throw escnet::Error("unknown option " + flag + " (" + kUsage + ")");
   }
   if (a.artifacts.empty() || a.out.empty() || a.image.empty()) throw escnet::Error(kUsage);
+  if (a.options.threads < 0) throw escnet::Error("--threads " + std::to_string(a.options.threads) + ": expected 0 (OpenVINO's default) or more");
   return a;
+}
+
+// The output is a new file outside the artifacts folder, or --overwrite names an earlier one.
+void check_output(const Args& a) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path out = fs::weakly_canonical(fs::absolute(a.out, ec), ec);
+  const fs::path folder = fs::weakly_canonical(fs::absolute(a.artifacts, ec), ec);
+  const auto [end, _] = std::mismatch(folder.begin(), folder.end(), out.begin(), out.end());
+  if (!ec && end == folder.end()) throw escnet::Error("--out " + a.out + " is inside the artifacts folder " + a.artifacts + "; write it elsewhere");
+  const fs::file_status st = fs::symlink_status(a.out, ec);
+  if (fs::exists(st) && !a.overwrite) throw escnet::Error(a.out + " exists; pass --overwrite to replace it");
+  if (fs::exists(st) && !fs::is_regular_file(st)) throw escnet::Error(a.out + " exists and is not a regular file; refused");
+  if (!fs::is_directory(fs::absolute(a.out, ec).parent_path(), ec)) throw escnet::Error(a.out + ": no such folder to write into");
 }
 
 // segment() from n threads on one Segmenter: every result must equal the single-threaded one.
@@ -92,6 +113,7 @@ void check_concurrent(const escnet::Segmenter& seg, const escnet_tools::RgbImage
 }
 
 int run(const Args& a) {
+  check_output(a);
   const escnet_tools::RgbImage image = escnet_tools::read_png_rgb(a.image);  // bad images fail before loading models
   escnet::Segmenter seg(a.artifacts, a.options);
   if (!seg.baked()) {

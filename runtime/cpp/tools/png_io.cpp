@@ -1,10 +1,15 @@
 #include "png_io.hpp"
 
+#include <fcntl.h>
 #include <png.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <random>
 
 #include "escnet/segmenter.hpp"
 
@@ -21,6 +26,30 @@ struct ImageGuard {
 
 std::string reason(const png_image& image) { return image.message[0] ? image.message : "unknown libpng error"; }
 
+mode_t current_umask() {
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  return mask;
+}
+
+// A new file beside `target` (never an existing one), opened for writing with the umask's mode.
+std::FILE* create_beside(const std::filesystem::path& target, std::string& name) {
+  std::random_device rd;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    name = (target.parent_path() / ("." + target.filename().string() + "." + std::to_string(rd()) + ".tmp")).string();
+    const int fd = ::open(name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0666);
+    if (fd >= 0) {
+      ::fchmod(fd, 0666 & ~current_umask());
+      if (std::FILE* f = ::fdopen(fd, "wb")) return f;
+      ::close(fd);
+      std::remove(name.c_str());
+      break;
+    }
+    if (errno != EEXIST) break;
+  }
+  throw escnet::Error(target.string() + ": cannot write the label PNG (" + std::strerror(errno) + ")");
+}
+
 }  // namespace
 
 RgbImage read_png_rgb(const std::string& path) {
@@ -29,6 +58,12 @@ RgbImage read_png_rgb(const std::string& path) {
   ImageGuard g;
   if (!png_image_begin_read_from_file(&g.image, path.c_str())) {
     throw escnet::Error(path + ": not a PNG libpng can read (" + reason(g.image) + ")");
+  }
+  if (g.image.width > kMaxSide || g.image.height > kMaxSide ||
+      uint64_t(g.image.width) * g.image.height > kMaxPixels) {  // checked before any pixel buffer exists
+    throw escnet::Error(path + ": image is " + std::to_string(g.image.width) + "x" + std::to_string(g.image.height) +
+                        ", over the limit of " + std::to_string(kMaxPixels) + " pixels (" + std::to_string(kMaxSide) +
+                        " a side)");
   }
   g.image.format = PNG_FORMAT_RGB;
   RgbImage out{static_cast<int>(g.image.height), static_cast<int>(g.image.width), {}};
@@ -60,11 +95,15 @@ void write_label_png(const std::string& path, const std::vector<int32_t>& labels
     words.assign(labels.begin(), labels.end());
     buffer = words.data();
   }
+  if (labels.size() != static_cast<std::size_t>(width) * height) throw escnet::Error(path + ": labels do not fill the image");
   const std::filesystem::path target(path);
-  const std::string tmp = (target.parent_path() / ("." + target.filename().string() + ".tmp")).string();
-  if (!png_image_write_to_file(&g.image, tmp.c_str(), 0, buffer, 0, colormap.empty() ? nullptr : colormap.data())) {
+  std::string tmp;
+  std::FILE* file = create_beside(target, tmp);
+  const bool written = png_image_write_to_stdio(&g.image, file, 0, buffer, 0, colormap.empty() ? nullptr : colormap.data());
+  const bool closed = std::fclose(file) == 0;
+  if (!written || !closed) {
     std::remove(tmp.c_str());
-    throw escnet::Error(path + ": cannot write the label PNG (" + reason(g.image) + ")");
+    throw escnet::Error(path + ": cannot write the label PNG (" + (written ? std::string("write error") : reason(g.image)) + ")");
   }
   std::error_code ec;
   std::filesystem::rename(tmp, target, ec);

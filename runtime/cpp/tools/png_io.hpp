@@ -14,11 +14,16 @@ struct RgbImage {
   std::vector<uint8_t> pixels;  // height * width * 3, rows packed
 };
 
-// Any PNG libpng reads (gray, palette, alpha, 16 bits), converted to 8-bit RGB. Throws escnet::Error.
+constexpr uint32_t kMaxSide = 1 << 15;        // escnet::Segmenter's limit per side
+constexpr uint64_t kMaxPixels = 89'478'485;   // the Python runtime's DEFAULT_MAX_PIXELS (Pillow's bomb threshold)
+
+// Any PNG libpng reads (gray, palette, alpha, 16 bits), converted to 8-bit RGB; its size is checked
+// against kMaxSide and kMaxPixels before pixels are allocated. Throws escnet::Error.
 RgbImage read_png_rgb(const std::string& path);
 
 // labels (height * width): a palette PNG (8 bits, the given colours) up to 256 classes, else
-// 16-bit grayscale class indices; written to a temporary file beside `path`, then renamed.
+// 16-bit grayscale class indices; written to a new temporary file beside `path` (the umask's
+// mode), then renamed over `path`.
 void write_label_png(const std::string& path, const std::vector<int32_t>& labels, int height, int width,
                      const std::vector<std::array<uint8_t, 3>>& colours);
 
