@@ -29,7 +29,7 @@ from escnet_runtime.image_io import DEFAULT_MAX_PIXELS, check_image_path, load_i
 from escnet_runtime.image_list import expand_images, image_line, summary_line
 from escnet_runtime.manifest import ManifestError
 from escnet_runtime.options import check_writable_folder
-from escnet_runtime.output_rules import WriteRules
+from escnet_runtime.output_rules import WriteRules, is_own_vocabulary
 from escnet_runtime.outputs import OutputPaths, write_outputs
 from escnet_runtime.vocabulary import ClassNameTruncatedWarning, parse_class_list
 
@@ -99,8 +99,7 @@ def preflight(images: list[Path], out: Path, rules: WriteRules) -> list[OutputPa
         if p.labels in seen:
             raise InputError(f"{image} and {seen[p.labels]} would write the same outputs in {out}; rename one")
         seen[p.labels] = image
-        for target in p.all():
-            rules.check_file(target, "--out")
+        rules.check_outputs(*p.all())
         paths.append(p)
     return paths
 
@@ -148,7 +147,7 @@ def _plan(opts: SegmentOptions) -> tuple[list[str], list[Path], list[OutputPaths
     backend_options = _ov_options(opts.backend, opts.ov_cache)
     rules = WriteRules(opts.artifacts, images, opts.overwrite)
     if opts.vocab_out is not None:
-        rules.check_file(opts.vocab_out, "--vocab-out")
+        rules.check_file(opts.vocab_out, "--vocab-out", ours=is_own_vocabulary(opts.vocab_out))
     return names, images, preflight(images, opts.out, rules), backend_options
 
 

@@ -1,5 +1,6 @@
-"""``escnet-segment`` never replaces a file it did not create, nor writes into the artifacts folder
-it reads, without ``--overwrite``: one line, exit 2, nothing written."""
+"""``escnet-segment`` never replaces a file it did not write, nor writes into the artifacts folder
+it reads, without ``--overwrite``: one line, exit 2, nothing written. Its own outputs of an
+earlier run are replaced."""
 
 import hashlib
 from pathlib import Path
@@ -48,7 +49,7 @@ def test_the_photos_folder_keeps_the_users_files(artifacts, tmp_path):
     (photos / "photo.json").write_text('{"mine": "notes about the photo"}\n')
     _rgb(photos / "photo.overlay.png", seed=9)  # an unrelated picture of the user's
     before = _state(photos)
-    line = _refused(_segment(artifacts, str(photo), "--out", str(photos)), "already exists", "--overwrite")
+    line = _refused(_segment(artifacts, str(photo), "--out", str(photos)), "did not write it", "--overwrite")
     assert "photo" in line
     assert _state(photos) == before  # nothing replaced, nothing added
     again = _segment(artifacts, str(photo), "--out", str(photos), "--overwrite")
@@ -56,11 +57,16 @@ def test_the_photos_folder_keeps_the_users_files(artifacts, tmp_path):
     assert (photos / "photo.labels.png").is_file() and "mine" not in (photos / "photo.json").read_text()
 
 
-def test_a_second_run_into_the_same_folder_needs_overwrite(artifacts, tmp_path):
+def test_a_second_run_replaces_only_its_own_outputs(artifacts, tmp_path):
+    """A previous run's three outputs (their JSON is its record) are replaced without a flag; a
+    folder where one output is the user's file is not."""
     image, out = _rgb(tmp_path / "a.png"), tmp_path / "out"
     assert _segment(artifacts, str(image), "--out", str(out)).exit_code == 0
+    again = _segment(artifacts, str(image), "--out", str(out))
+    assert again.exit_code == 0, again.stderr
+    (out / "a.json").write_text('{"label_png": "other.labels.png", "shares": {}}')  # not a.png's record
     before = _state(out)
-    _refused(_segment(artifacts, str(image), "--out", str(out)), "a.", "already exists")
+    _refused(_segment(artifacts, str(image), "--out", str(out)), "a.", "did not write it")
     assert _state(out) == before
 
 
@@ -84,11 +90,13 @@ def test_the_vocabulary_file_never_replaces_the_manifest(artifacts, tmp_path, ov
 def test_an_existing_vocabulary_file_needs_overwrite(artifacts, tmp_path):
     target = tmp_path / "mine.escvocab"
     target.write_text("the user's own file")
-    _refused(_segment(artifacts, "--precompute", "--vocab-out", str(target)), "already exists")
+    _refused(_segment(artifacts, "--precompute", "--vocab-out", str(target)), "did not write it")
     assert target.read_text() == "the user's own file"
     done = _segment(artifacts, "--precompute", "--vocab-out", str(target), "--overwrite")
     assert done.exit_code == 0, done.stderr
     assert target.read_bytes()[8:9] == b"{"  # a safetensors header now
+    again = _segment(artifacts, "--precompute", "--vocab-out", str(target))  # a vocabulary file: replaced
+    assert again.exit_code == 0, again.stderr
 
 
 def test_an_output_is_never_an_input_image(artifacts, tmp_path):
