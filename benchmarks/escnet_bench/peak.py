@@ -45,8 +45,10 @@ def measure_peak_matmul(device: str = "cpu", dtype: str = "fp32", n: int | None 
     """
     import torch
 
-    torch_dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
     size = n or (2048 if device == "cpu" else 8192)
+    if dtype == "int8":
+        return _int8_peak(device, size, reps)
+    torch_dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
     gen = torch.Generator(device="cpu").manual_seed(0)
     a = torch.randn(size, size, generator=gen).to(device=device, dtype=torch_dtype)
     b = torch.randn(size, size, generator=gen).to(device=device, dtype=torch_dtype)
@@ -93,6 +95,19 @@ def measure_peak_matmul(device: str = "cpu", dtype: str = "fp32", n: int | None 
         gflops_per_s=flops / best / 1e9,
         method=method,
     )
+
+
+def _int8_peak(device: str, size: int, reps: int) -> PeakMatmul:
+    """The int8 ceiling (VNNI / AMX on the CPU): ``torch._int_mm``, int8 x int8 -> int32."""
+    import torch
+
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    a, b = (torch.randint(-128, 128, (size, size), generator=gen, dtype=torch.int8).to(device) for _ in range(2))
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    best = _best_seconds(lambda: (torch._int_mm(a, b), sync()), reps)
+    method = "best of perf_counter-timed runs after one warm-up of torch._int_mm (int8 x int8 -> int32)"
+    flops = 2.0 * size**3
+    return PeakMatmul(device, "int8", size, reps, torch.get_num_threads(), flops / best / 1e9, method)
 
 
 def _best_seconds(fn: Callable[[], object], reps: int) -> float:
