@@ -29,6 +29,15 @@ out_console = Console(width=160)
 err_console = Console(stderr=True)
 
 
+# Options several subcommands share, declared once.
+ArtifactsOption = Annotated[Path, typer.Option(help="artifacts folder written by `escnet-export onnx`")]
+ClassesOption = Annotated[str | None, typer.Option(help='comma-separated class names, e.g. "cat,grass,sky"')]
+ClassesFileOption = Annotated[Path | None, typer.Option(help="file with one class name per line (UTF-8)")]
+OverwriteOption = Annotated[
+    bool, typer.Option(help="replace an existing --out that this command did not write (never what it reads)")
+]
+
+
 def fail(message: str) -> typer.Exit:
     """One line on stderr; the caller raises the returned Exit (code 2)."""
     err_console.print(f"escnet-export: error: {message}", markup=False, highlight=False, soft_wrap=True)
@@ -72,11 +81,12 @@ def onnx(
         int, typer.Option(help="classes per decoder call the runtime uses for larger vocabularies")
     ] = DEFAULT_CLASS_CHUNK,
     simplify: Annotated[bool, typer.Option(help="simplify the graphs with onnxslim when installed")] = True,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Write image_encoder.onnx, text_encoder.onnx, decoder.onnx, the decoder's step graphs, the vocabulary
     and manifest.json."""
     from escnet_export.checks.parity import parity_table
-    from escnet_export.onnx.pipeline import ExportOptions, run_export, validate_options
+    from escnet_export.onnx.pipeline import ExportOptions, run_export
     from escnet_export.progress import steps
 
     opts = ExportOptions(
@@ -89,9 +99,9 @@ def onnx(
         opset=opset,
         class_chunk=class_chunk,
         simplify=simplify,
+        overwrite=overwrite,
     )
-    try:
-        validate_options(opts)
+    try:  # run_export validates the options before any work
         with steps(err_console, "escnet-export onnx") as step:
             result = run_export(opts, step)
     except ExportError as e:
@@ -134,15 +144,18 @@ def trt(
     ] = None,
     timing_cache: Annotated[Path | None, typer.Option(help="timing cache, loaded and saved")] = None,
     workspace: Annotated[float, typer.Option(help="workspace memory pool, GiB")] = 4.0,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Build one TensorRT engine per graph, with profiles for B, N and T and a build manifest."""
+    from escnet_export.progress import steps
     from escnet_export.trt.build import TrtOptions, run_trt_build
     from escnet_export.trt.env import require_tensorrt_and_gpu
 
     try:
         require_tensorrt_and_gpu()  # before any work
-        opts = TrtOptions.parse(onnx_dir, out, fp16, batch, classes, timing_cache, workspace, texts)
-        record = run_trt_build(opts, lambda msg: err_console.print(msg, markup=False))
+        opts = TrtOptions.parse(onnx_dir, out, fp16, batch, classes, timing_cache, workspace, texts, overwrite)
+        with steps(err_console, "escnet-export trt") as step:
+            record = run_trt_build(opts, step)
     except ExportError as e:
         raise fail(str(e)) from None
     out_console.print(f"wrote {len(record.engines)} engines to {opts.out}")
@@ -176,9 +189,7 @@ def check(
 
 @app.command()
 def triton(
-    artifacts: Annotated[Path, typer.Option(help="artifacts folder written by `escnet-export onnx`")] = Path(
-        "artifacts"
-    ),
+    artifacts: ArtifactsOption = Path("artifacts"),
     out: Annotated[Path, typer.Option(help="model repository to write (replaced whole)")] = Path("triton-repo"),
     backend: Annotated[
         str, typer.Option(help="runtime backend of the Python model (ort-cpu, ov-cpu, ...)")
@@ -192,72 +203,72 @@ def triton(
         Path | None, typer.Option(help="with --bls: engine folder of `escnet-export trt` (tensorrt_plan models)")
     ] = None,
     classes: Annotated[str | None, typer.Option(help='vocabulary for requests that name none: "a,b,c"')] = None,
-    classes_file: Annotated[Path | None, typer.Option(help="the same, one name per line")] = None,
+    classes_file: ClassesFileOption = None,
     max_classes: Annotated[int, typer.Option(help="most classes one request may name")] = 1024,
     class_chunk: Annotated[int | None, typer.Option(help="classes per decoder call (default: the manifest's)")] = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Write a Triton model repository: the Python model `escnet` (whole pipeline via escnet_runtime), or
     with --bls the graphs as onnxruntime_onnx / tensorrt_plan models called through BLS."""
     from escnet_export.triton.repository import TritonOptions, write_repository
 
     try:
-        names = _vocabulary(classes, classes_file)
+        names = class_names(classes, classes_file, required=False)
         opts = TritonOptions(
-            artifacts, out, backend, max_batch, instances, bls, engines, names, max_classes, class_chunk
+            artifacts, out, backend, max_batch, instances, bls, engines, names, max_classes, class_chunk, overwrite
         )
         write_repository(opts)
     except ExportError as e:
         raise fail(str(e)) from None
-    out_console.print(f"wrote {out} ({'bls' if bls else backend}); serve it with tritonserver --model-repository {out}")
+    from escnet_export.triton.config import restricted_http_option
+
+    out_console.print(f"wrote {out} ({'bls' if bls else backend}); serve it with", markup=False, highlight=False)
+    out_console.print(
+        f"  tritonserver --model-repository {out} {restricted_http_option('<a secret>')}",
+        markup=False, highlight=False,
+    )  # fmt: skip
+    out_console.print(
+        "  (tritonserver 2.51 aborts on some JSON requests over HTTP: untrusted clients use gRPC; docs/serving.md)",
+        markup=False, highlight=False,
+    )  # fmt: skip
 
 
-def _vocabulary(classes: str | None, classes_file: Path | None) -> tuple[str, ...]:
-    from escnet_runtime.errors import InputError
-    from escnet_runtime.vocabulary import check_class_names, parse_class_list
-
-    if classes is not None and classes_file is not None:
-        raise ExportError("give at most one of --classes and --classes-file")
-    try:
-        if classes_file is not None:
-            text = classes_file.read_text(encoding="utf-8")
-            return tuple(check_class_names([line.strip() for line in text.splitlines() if line.strip()]))
-        return tuple(check_class_names(parse_class_list(classes))) if classes is not None else ()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ExportError(f"{classes_file}: cannot read the class list ({type(e).__name__})") from None
-    except InputError as e:
-        raise ExportError(str(e)) from None
-
-
-def _class_names(classes: str | None, classes_file: Path | None) -> list[str]:
-    """Exactly one of --classes "a,b" and --classes-file (one name per line), as escnet-segment reads them."""
+def class_names(classes: str | None, classes_file: Path | None, required: bool = True) -> tuple[str, ...]:
+    """The one class-list reader of every subcommand: --classes "a,b" or --classes-file (one name a line,
+    UTF-8, a BOM ignored, blank lines skipped), never both; none at all only where not ``required``.
+    Names are checked as the runtime checks them (non-blank, distinct, within its limit)."""
     from escnet_runtime.cli import read_classes
     from escnet_runtime.errors import InputError
+    from escnet_runtime.vocabulary import check_class_names
 
+    if classes is not None and classes_file is not None:
+        raise ExportError("give one of --classes and --classes-file, not both")
+    if classes is None and classes_file is None and not required:
+        return ()
     try:
-        return read_classes(classes, classes_file)
+        return tuple(check_class_names(read_classes(classes, classes_file)))
     except InputError as e:
         raise ExportError(str(e)) from None
 
 
 @app.command()
 def bake(
-    artifacts: Annotated[Path, typer.Option(help="artifacts folder written by `escnet-export onnx`")] = Path(
-        "artifacts"
-    ),
-    classes: Annotated[str | None, typer.Option(help='comma-separated class names, e.g. "cat,grass,sky"')] = None,
-    classes_file: Annotated[Path | None, typer.Option(help="file with one class name per line")] = None,
+    artifacts: ArtifactsOption = Path("artifacts"),
+    classes: ClassesOption = None,
+    classes_file: ClassesFileOption = None,
     out: Annotated[Path, typer.Option(help="folder for segmenter.onnx and its manifest")] = Path("baked"),
     class_chunk: Annotated[
         int | None, typer.Option(help="classes per decoder step inside the graph (default: the manifest's)")
     ] = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """One graph, segmenter.onnx: uint8 RGB images (B, H, W, 3) -> labels (B, H, W), the classes baked in."""
     from escnet_export.bake.command import BakeOptions, run_bake
     from escnet_export.progress import steps
 
     try:
-        names = _class_names(classes, classes_file)
-        opts = BakeOptions(artifacts, tuple(names), out, class_chunk)
+        names = class_names(classes, classes_file)
+        opts = BakeOptions(artifacts, names, out, class_chunk, overwrite)
         with steps(err_console, "escnet-export bake") as step:
             result = run_bake(opts, step)
     except ExportError as e:
@@ -270,14 +281,15 @@ def bake(
     )
 
 
+# vocab takes bake's inputs (artifacts and class names, their options declared once above): typer reads a
+# command's options from its signature, so the two signatures begin alike by design.
 @app.command()
 def vocab(
-    artifacts: Annotated[Path, typer.Option(help="artifacts folder written by `escnet-export onnx`")] = Path(
-        "artifacts"
-    ),
-    classes: Annotated[str | None, typer.Option(help='comma-separated class names, e.g. "cat,grass,sky"')] = None,
-    classes_file: Annotated[Path | None, typer.Option(help="file with one class name per line")] = None,
+    artifacts: ArtifactsOption = Path("artifacts"),
+    classes: ClassesOption = None,
+    classes_file: ClassesFileOption = None,
     out: Annotated[Path, typer.Option(help="vocabulary file to write")] = Path("vocabulary.escvocab"),
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Encode class names into a vocabulary file (the C++ runtime's input; format in runtime/vocab_file.py)."""
     from escnet_runtime import Segmenter
@@ -285,8 +297,12 @@ def vocab(
     from escnet_runtime.manifest import ManifestError
     from escnet_runtime.vocab_file import vocabulary_of, write_vocabulary
 
+    from escnet_export.outputs import check_file_owner, check_overlap, is_vocabulary_file
+
     try:
-        names = _class_names(classes, classes_file)
+        names = class_names(classes, classes_file)
+        check_overlap(out, {"artifacts folder": artifacts})
+        check_file_owner(out, "a vocabulary file", is_vocabulary_file, overwrite)
         seg = Segmenter(artifacts, backend="ort-cpu")
         write_vocabulary(out, vocabulary_of(seg, names))
     except (ExportError, InputError, ManifestError, BackendError) as e:

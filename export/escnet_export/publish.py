@@ -208,20 +208,49 @@ def _legacy_staging(out: Path) -> list[Path]:
     return stale
 
 
-def publish(run: Run, files: list[str], write_manifest: Callable[[Path], Path]) -> None:
-    """Complete the staging folder (modes, the manifest last, the user's other files from OUT,
-    everything synced) and swap it with OUT. Raises ExportError, OUT untouched, on failure."""
+def publish(
+    run: Run,
+    files: list[str],
+    write_manifest: Callable[[Path], Path] | None = None,
+    keep_user_files: bool = True,
+) -> None:
+    """Complete the staging folder and swap it with OUT; one ExportError, OUT untouched, on failure.
+
+    ``files``: the names written into the staging folder (given the umask's mode);
+    ``write_manifest(staging)``: writes the folder's manifest, last, and returns its path;
+    ``keep_user_files``: the user's other files in OUT are carried into the new folder (an
+    artifacts or engine folder), or not (a folder the command owns whole: a Triton repository).
+    Every target publishes through here: onnx, bake, trt, triton.
+    """
+    out = run.out
+    try:
+        _complete(run, files, write_manifest, keep_user_files)
+    except OSError as e:
+        why = e.strerror or e
+        raise ExportError(f"cannot write the new {out.name} beside {out} ({why}); {out} left as it was") from e
+    try:
+        swap(run)
+    except OSError as e:  # e.g. an immutable old folder: staged_export puts back whatever moved
+        raise ExportError(f"cannot replace {out} ({e.strerror or e}); {out} left as it was") from e
+    with contextlib.suppress(OSError):
+        _sync_dir(out.parent)
+
+
+def _complete(run: Run, files: list[str], write_manifest: Callable[[Path], Path] | None, keep: bool) -> None:
+    """Modes, the manifest last, the user's other files from OUT (``keep``), everything synced."""
     staging, out = run.staging, run.out
     mode = file_mode()
     for name in files:
         os.chmod(staging / name, mode)
-    os.chmod(write_manifest(staging), mode)
-    if out.is_dir():
-        carry_over(out, staging, set(files) | {MANIFEST_FILE} | _old_contract(out))
+    written = {MANIFEST_FILE}
+    if write_manifest is not None:
+        manifest = write_manifest(staging)
+        os.chmod(manifest, mode)
+        written.add(manifest.name)
+    if out.is_dir() and keep:
+        carry_over(out, staging, set(files) | written | _old_contract(out))
     os.chmod(staging, stat.S_IMODE(out.stat().st_mode) if out.is_dir() else 0o777 & ~current_umask())
     _sync_tree(staging)
-    swap(run)
-    _sync_dir(out.parent)
 
 
 def _old_contract(out: Path) -> set[str]:

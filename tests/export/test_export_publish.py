@@ -113,8 +113,30 @@ def test_injected_failure_leaves_the_old_folder(old: Path, exported: Path, monke
 
         monkeypatch.setattr(pub, "_exchange", lambda a, b: False)
         monkeypatch.setattr(pub, "_rename", second_fails)
-    with pytest.raises(OSError, match="injected failure"):
+    with pytest.raises(ExportError, match=r"\(injected failure\); .* left as it was$"):
         _publish_new(old, exported)
+    _assert_clean(old, None)
+
+
+def _immutable(path: Path, on: bool) -> bool:
+    """chattr +i / -i (root on a file system with attributes); False where it cannot be set."""
+    r = subprocess.run(["chattr", "+i" if on else "-i", str(path)], capture_output=True)
+    return r.returncode == 0
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["exchange", "two_renames"])
+def test_an_immutable_old_folder_is_one_line_and_left_as_it_was(
+    old: Path, exported: Path, monkeypatch, exchange: bool
+) -> None:
+    if not exchange:
+        monkeypatch.setattr(pub, "_exchange", lambda a, b: False)
+    if shutil.which("chattr") is None or not _immutable(old, True):
+        pytest.skip("cannot make a folder immutable here (chattr +i needs root and file attributes)")
+    try:
+        with pytest.raises(ExportError, match=r"^cannot replace .*\(Operation not permitted\); .* left as it was$"):
+            _publish_new(old, exported)
+    finally:
+        _immutable(old, False)
     _assert_clean(old, None)
 
 

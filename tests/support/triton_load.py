@@ -10,7 +10,6 @@ Exits 1 when any request failed.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import tempfile
@@ -18,8 +17,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
+import typer
 
 
 @dataclass
@@ -86,44 +87,86 @@ def served(server, image: np.ndarray, names: list[str], clients: int, requests: 
     return figures(f"tritonserver {clients} clients", lat, sum(r[1] for r in results), wall)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--artifacts", type=Path, required=True)
-    p.add_argument("--backend", default="ort-cpu")
-    p.add_argument("--clients", type=int, default=8)
-    p.add_argument("--requests", type=int, default=25, help="per client")
-    p.add_argument("--size", default="320x240", help="image WxH")
-    p.add_argument("--classes", type=int, default=20)
-    p.add_argument("--instances", type=int, default=1)
-    p.add_argument("--max-batch", type=int, default=4)
-    p.add_argument("--json", type=Path, help="also write the figures here")
-    a = p.parse_args(argv)
+def parse_size(text: str) -> tuple[int, int]:
+    """``"320x240"`` -> (320, 240): an image's width and height, each 1..8192."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: expected WIDTHxHEIGHT, e.g. 320x240", param_hint="--size") from None
+    if not (0 < w <= 8192 and 0 < h <= 8192):
+        raise typer.BadParameter(f"{text!r}: width and height must be 1..8192", param_hint="--size")
+    return w, h
 
-    from escnet_export.triton.repository import TritonOptions, write_repository
 
-    from .tritonserver import TritonServer
-
-    w, h = (int(v) for v in a.size.split("x"))
-    image = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
-    names = [f"class {i}" for i in range(a.classes)]
-    with tempfile.TemporaryDirectory(prefix="escnet-triton-load-") as tmp:
-        repo = Path(tmp) / "repo"
-        write_repository(TritonOptions(a.artifacts, repo, a.backend, a.max_batch, a.instances))
-        with TritonServer(repo, Path(tmp) / "server") as server:
-            load = served(server, image, names, a.clients, a.requests)
-            peak = server.peak_rss_bytes()
-    base = in_process(a.artifacts, a.backend, image, names, a.requests)
-    rows = [load, base]
-    print(f"{w}x{h} image, {a.classes} classes, {a.instances} instance(s), max batch {a.max_batch}")
+def print_rows(rows: list[LoadFigures], peak: int, header: str) -> None:
+    print(header)
     print(f"{'':28} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8} {'images/s':>9}")
     for r in rows:
         print(f"{r.name:28} {r.requests:8d} {r.errors:6d} {r.p50_ms:8.1f} {r.p99_ms:8.1f} {r.images_per_s:9.2f}")
     print(f"server peak memory (tritonserver + Python stubs, sum of VmHWM): {peak / 2**20:.0f} MiB")
-    print(f"throughput ratio server / in-process: {load.images_per_s / base.images_per_s:.2f}")
-    if a.json:
-        a.json.write_text(json.dumps({"rows": [asdict(r) for r in rows], "server_peak_rss_bytes": peak}, indent=2))
-    return 1 if load.errors else 0
+    print(f"throughput ratio server / in-process: {rows[0].images_per_s / rows[1].images_per_s:.2f}")
+
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help=__doc__.splitlines()[0])
+
+
+@app.command()
+def load(
+    artifacts: Annotated[Path, typer.Option(exists=True, file_okay=False, help="artifacts folder")],
+    backend: Annotated[str, typer.Option(help="runtime backend of the served model")] = "ort-cpu",
+    clients: Annotated[int, typer.Option(min=1, max=256, help="concurrent HTTP clients")] = 8,
+    requests: Annotated[int, typer.Option(min=1, help="requests per client")] = 25,
+    size: Annotated[str, typer.Option(help="image WIDTHxHEIGHT")] = "320x240",
+    classes: Annotated[int, typer.Option(min=1, max=1024, help="classes per request")] = 20,
+    instances: Annotated[int, typer.Option(min=1, help="model instances")] = 1,
+    max_batch: Annotated[int, typer.Option(min=0, help="max_batch_size")] = 4,
+    json_out: Annotated[Path | None, typer.Option("--json", help="also write the figures here")] = None,
+) -> None:
+    """Serve ARTIFACTS with tritonserver and load it with concurrent clients; exit 1 on any failed request."""
+    w, h = parse_size(size)
+    image = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    names = [f"class {i}" for i in range(classes)]
+    rows, peak = _run(artifacts, backend, image, names, clients, requests, instances, max_batch)
+    print_rows(rows, peak, f"{w}x{h} image, {classes} classes, {instances} instance(s), max batch {max_batch}")
+    if json_out is not None:
+        json_out.write_text(json.dumps({"rows": [asdict(r) for r in rows], "server_peak_rss_bytes": peak}, indent=2))
+    if rows[0].errors:
+        raise typer.Exit(1)
+
+
+def _run(
+    artifacts: Path,
+    backend: str,
+    image: np.ndarray,
+    names: list[str],
+    clients: int,
+    requests: int,
+    instances: int,
+    max_batch: int,
+) -> tuple[list[LoadFigures], int]:
+    """(the server's figures, the in-process runtime's), and the server's peak memory in bytes."""
+    from escnet_export.errors import ExportError
+    from escnet_export.triton.repository import TritonOptions, write_repository
+
+    from .tritonserver import TritonServer
+
+    with tempfile.TemporaryDirectory(prefix="escnet-triton-load-") as tmp:
+        repo = Path(tmp) / "repo"
+        try:
+            write_repository(TritonOptions(artifacts, repo, backend, max_batch, instances))
+        except ExportError as e:  # before any server or client starts
+            raise typer.BadParameter(str(e), param_hint="--artifacts/--backend") from None
+        with TritonServer(repo, Path(tmp) / "server") as server:
+            served_figures = served(server, image, names, clients, requests)
+            peak = server.peak_rss_bytes()
+    return [served_figures, in_process(artifacts, backend, image, names, requests)], peak
+
+
+def main() -> None:
+    from escnet_runtime.cli_usage import run_app
+
+    run_app(app, "triton_load")
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

@@ -23,6 +23,7 @@ import sysconfig
 import time
 import urllib.request
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,8 +113,10 @@ class TritonServer:
     """``with TritonServer(repo, workdir) as server:`` a started, ready server; ``server.http`` /
     ``server.grpc`` are "127.0.0.1:port"."""
 
-    def __init__(self, repository: Path, workdir: Path, log_verbose: int = 0) -> None:
+    def __init__(self, repository: Path, workdir: Path, log_verbose: int = 0, options: Sequence[str] = ()) -> None:
+        """``options``: more tritonserver options, e.g. ``--http-restricted-api=inference,key=value``."""
         self.repository, self.workdir = Path(repository), Path(workdir)
+        self.options = tuple(options)
         self.files = server_files()
         self.ports = {"http": free_port(), "grpc": free_port(), "metrics": free_port()}
         self.http, self.grpc = f"127.0.0.1:{self.ports['http']}", f"127.0.0.1:{self.ports['grpc']}"
@@ -146,6 +149,7 @@ class TritonServer:
             f"--metrics-port={p['metrics']}",
             "--exit-timeout-secs=5",
             f"--log-verbose={self.log_verbose}",
+            *self.options,
         ]
 
     def start(self, timeout_s: float = 180.0) -> TritonServer:

@@ -21,7 +21,7 @@ import onnx
 import onnxruntime as ort
 import torch
 from escnet_runtime.baked import BakedManifest, write_baked_manifest
-from escnet_runtime.contract import IMAGE, IMAGE_ENCODER, LABELS, MANIFEST_FILE, SEGMENTER, baked_graph_spec
+from escnet_runtime.contract import IMAGE, IMAGE_ENCODER, LABELS, MANIFEST_FILE, SEGMENTER, GraphSpec, baked_graph_spec
 from escnet_runtime.errors import InputError
 from escnet_runtime.fileio import sha256_file
 from escnet_runtime.graph_files import verified_graph
@@ -35,9 +35,13 @@ from escnet_export.onnx.graph_export import finish_graph
 from escnet_export.onnx.manifest_build import tool_versions
 from escnet_export.onnx.pipeline import Step
 from escnet_export.onnx.simplify import Simplifier
+from escnet_export.outputs import baked_clash, check_overlap, check_owner, is_baked_folder
 from escnet_export.publish import publish, staged_export
 
 PARITY_MIN = 0.999  # fraction of pixels whose label equals the Python Segmenter's
+# The graph holds one copy of the decoder steps per class chunk (no loop over chunks), so its size,
+# ONNX Runtime's session build and the parity check grow with the chunk count.
+MAX_CHUNKS = 256
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class BakeOptions:
     classes: tuple[str, ...]
     out: Path
     class_chunk: int | None = None  # classes per decoder step (default: the manifest's)
+    overwrite: bool = False  # replace an existing --out that is not a baked folder
     parity_sizes: tuple[tuple[int, int], ...] = ((240, 320), (333, 250), (64, 200))
 
 
@@ -102,18 +107,33 @@ def pre_post_graphs(manifest: Manifest, opset: int) -> tuple[onnx.ModelProto, on
 
 
 def label_parity(
-    artifacts: Path, graph: Path, names: Sequence[str], sizes: Sequence[tuple[int, int]]
+    artifacts: Path,
+    graph: Path,
+    names: Sequence[str],
+    sizes: Sequence[tuple[int, int]],
+    step: Step = lambda _name: None,
 ) -> dict[str, float]:
-    """Fraction of pixels where the baked graph (ORT CPU) and the Python Segmenter agree, per image size."""
+    """Fraction of pixels where the baked graph (ORT CPU) and the Python Segmenter agree, per image size.
+
+    ``step`` hears each engine's start per size and, after the first size, the time the rest should take
+    (a large vocabulary unrolls many decoder copies into the graph: minutes per image)."""
     from escnet_runtime import Segmenter
 
+    start = time.perf_counter()
+    step("parity: loading the Python runtime and the baked graph (ONNX Runtime CPU)")
     seg = Segmenter(artifacts, backend="ort-cpu", disk_cache=False).set_vocabulary(list(names))
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     sess = ort.InferenceSession(str(graph), sess_options=opts, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
-    out = {}
-    for h, w in sizes:
+    out: dict[str, float] = {}
+    first = time.perf_counter()
+    for i, (h, w) in enumerate(sizes):
+        if i:
+            eta = f"; about {(time.perf_counter() - first) / i * (len(sizes) - i):.0f} s left"
+        else:
+            eta = f" (loading took {first - start:.0f} s)"
+        step(f"parity {i + 1}/{len(sizes)}: {h}x{w} image, Python runtime then baked graph{eta}")
         image = sample_image(rng, h, w)
         want = seg.segment(image).labels
         got = sess.run([LABELS], {IMAGE: image[None]})[0][0]
@@ -129,16 +149,61 @@ def sample_image(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return np.clip(127.5 + 60 * (base + noise), 0, 255).astype(np.uint8)
 
 
-def run_bake(opts: BakeOptions, step: Step = lambda _name: None) -> BakeResult:
-    start = time.perf_counter()
+def validate(opts: BakeOptions) -> tuple[tuple[str, ...], Manifest, int]:
+    """Every user mistake as one ExportError before any work: (class names, the artifacts' manifest,
+    classes per decoder step)."""
+    if opts.class_chunk is not None and opts.class_chunk < 1:
+        raise ExportError(f"--class-chunk {opts.class_chunk}: expected at least 1")
     try:
         names = tuple(check_class_names(list(opts.classes)))
     except InputError as e:
         raise ExportError(str(e)) from None
+    check_overlap(opts.out, {"artifacts folder": opts.artifacts})
+    check_owner(opts.out, "a baked folder", is_baked_folder, baked_clash, opts.overwrite)
     manifest = _artifacts(opts.artifacts)
     chunk = opts.class_chunk or manifest.class_chunk or len(names)
-    if chunk < 1:
-        raise ExportError(f"--class-chunk {chunk}: expected at least 1")
+    copies = -(-len(names) // chunk)
+    if copies > MAX_CHUNKS:
+        raise ExportError(
+            f"{len(names)} classes in chunks of {chunk} would put {copies} copies of the decoder steps into "
+            f"the graph (at most {MAX_CHUNKS}); give --class-chunk {-(-len(names) // MAX_CHUNKS)} or more"
+        )
+    return names, manifest, chunk
+
+
+def baked_manifest(
+    opts: BakeOptions,
+    manifest: Manifest,
+    names: tuple[str, ...],
+    chunk: int,
+    spec: GraphSpec,
+    files: dict[str, str],
+    extra: dict[str, object],
+) -> BakedManifest:
+    """The baked folder's manifest: ``files`` {name: sha256}, ``extra`` (parity figures, node count)."""
+    return BakedManifest(
+        graph=spec,
+        class_names=names,
+        colours=tuple(tuple(int(v) for v in c) for c in palette(len(names))),
+        preprocess=manifest.preprocess,
+        source={
+            "preset": manifest.preset,
+            "artifacts_manifest_sha256": sha256_file(opts.artifacts / MANIFEST_FILE),
+            "artifacts_files": manifest.files,
+            "source_weights": manifest.source_weights,
+        },
+        files=files,
+        class_chunk=chunk,
+        post_chunk=chunk,
+        opset=manifest.opset,
+        versions=tool_versions(Simplifier("none", "")),
+        extra=extra,
+    )
+
+
+def run_bake(opts: BakeOptions, step: Step = lambda _name: None) -> BakeResult:
+    start = time.perf_counter()
+    names, manifest, chunk = validate(opts)
     with staged_export(opts.out, note=step) as run:
         staging = run.staging
         step(f"encoding {len(names)} class names (the artifacts' text encoder)")
@@ -159,8 +224,7 @@ def run_bake(opts: BakeOptions, step: Step = lambda _name: None) -> BakeResult:
         onnx.save(model, str(path))
         del model
         graph = finish_graph(spec, path, False, time.perf_counter() - t0)
-        step("parity against the Python runtime (ONNX Runtime CPU)")
-        agreement = label_parity(opts.artifacts, graph.path, names, opts.parity_sizes)
+        agreement = label_parity(opts.artifacts, graph.path, names, opts.parity_sizes, step)
         worst = min(agreement.values())
         if worst < PARITY_MIN:
             raise ExportError(
@@ -168,24 +232,9 @@ def run_bake(opts: BakeOptions, step: Step = lambda _name: None) -> BakeResult:
                 f"nothing written ({agreement})"
             )
         step("writing the manifest")
-        baked = BakedManifest(
-            graph=spec,
-            class_names=names,
-            colours=tuple(tuple(int(v) for v in c) for c in palette(len(names))),
-            preprocess=manifest.preprocess,
-            source={
-                "preset": manifest.preset,
-                "artifacts_manifest_sha256": sha256_file(opts.artifacts / MANIFEST_FILE),
-                "artifacts_files": manifest.files,
-                "source_weights": manifest.source_weights,
-            },
-            files={f: sha256_file(staging / f) for f in graph.files},
-            class_chunk=chunk,
-            post_chunk=chunk,
-            opset=manifest.opset,
-            versions=tool_versions(Simplifier("none", "")),
-            extra={"parity": {"labels_vs_python_segmenter": agreement, "minimum": PARITY_MIN}, "nodes": graph.nodes},
-        )
+        files = {f: sha256_file(staging / f) for f in graph.files}
+        extra = {"parity": {"labels_vs_python_segmenter": agreement, "minimum": PARITY_MIN}, "nodes": graph.nodes}
+        baked = baked_manifest(opts, manifest, names, chunk, spec, files, extra)
         publish(run, list(graph.files), lambda folder: write_baked_manifest(folder, baked))
     return BakeResult(opts.out, agreement, time.perf_counter() - start, graph.nodes, graph.bytes)
 

@@ -33,6 +33,7 @@ from escnet_export.onnx.model_loading import check_preset, load_model
 from escnet_export.onnx.opset import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET
 from escnet_export.onnx.simplify import Simplifier, available_simplifier, simplify_graph
 from escnet_export.onnx.wrappers import graph_modules, model_dims, sample_inputs
+from escnet_export.outputs import artifacts_clash, check_owner, is_artifacts_folder
 from escnet_export.publish import publish, staged_export
 
 Step = Callable[[str], None]  # reports the start of a named step (progress bar)
@@ -54,6 +55,7 @@ class ExportOptions:
     parity_classes: int = 5
     external_threshold: int = PROTOBUF_LIMIT  # parameter bytes from which a graph uses external data
     class_chunk: int = DEFAULT_CLASS_CHUNK  # classes per decoder call the manifest recommends to the runtime
+    overwrite: bool = False  # replace an existing --out that is not an artifacts folder
 
 
 @dataclass
@@ -83,6 +85,8 @@ def validate_options(opts: ExportOptions) -> None:
         raise ExportError(f"--class-chunk {opts.class_chunk}: expected at least 1")
     if opts.checkpoint is not None and (opts.clip_weights or opts.sam_weights):
         raise ExportError("--checkpoint already holds every weight; do not combine it with --clip/--sam-weights")
+    # a checkpoint inside --out is read before the swap and carried into the new folder with the user's files
+    check_owner(opts.out, "an artifacts folder", is_artifacts_folder, artifacts_clash, opts.overwrite)
 
 
 def space_error(error: BaseException) -> OSError | None:

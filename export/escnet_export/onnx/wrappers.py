@@ -75,13 +75,17 @@ class OpenStep(nn.Module):
         return tuple(self.model.decode_open(dense, class_embeddings))
 
 
-class BlockStep(nn.Module):
-    """Block ``index``'s prompts, per-class stages and class-attention shares: ``ESCNet.decode_block``."""
+class _BlockIndexed(nn.Module):
+    """A step that runs one ESC block's part of the decoder: the model and the block's index."""
 
     def __init__(self, model: ESCNet, index: int) -> None:
         super().__init__()
         self.model = model
         self.index = index
+
+
+class BlockStep(_BlockIndexed):
+    """Block ``index``'s prompts, per-class stages and class-attention shares: ``ESCNet.decode_block``."""
 
     def forward(
         self,
@@ -94,13 +98,8 @@ class BlockStep(nn.Module):
         return tuple(self.model.decode_block(self.index, state, dense, class_embeddings, scores, score_lse))
 
 
-class AttendStep(nn.Module):
+class AttendStep(_BlockIndexed):
     """Block ``index``'s class attention and block ``index + 1``'s prompt scores: ``ESCNet.decode_attend``."""
-
-    def __init__(self, model: ESCNet, index: int) -> None:
-        super().__init__()
-        self.model = model
-        self.index = index
 
     def forward(
         self, state: torch.Tensor, class_embeddings: torch.Tensor, kv: torch.Tensor, k_sum: torch.Tensor

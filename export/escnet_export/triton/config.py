@@ -22,6 +22,18 @@ PIPELINE_MODEL = "escnet"
 IMAGE_INPUT, CLASSES_INPUT = "image", "classes"
 LABELS_OUTPUT, NAMES_OUTPUT = "labels", "class_names"
 
+# tritonserver 2.51 (24.10) aborts the whole server (std::bad_alloc while parsing the JSON) on one
+# small HTTP request whose JSON tensor declares a huge shape; no model config or server option of
+# that version bounds it. Serving HTTP inference only to clients that send this header closes that
+# path for everyone else (they use gRPC, which refuses such shapes); docs/serving.md says more.
+RESTRICTED_HEADER = "escnet-infer-key"
+
+
+def restricted_http_option(key: str) -> str:
+    """The tritonserver option that serves HTTP inference only to requests with ``RESTRICTED_HEADER: key``."""
+    return f"--http-restricted-api=inference:{RESTRICTED_HEADER}={key}"
+
+
 _TYPES = {"float32": mc.TYPE_FP32, "float16": mc.TYPE_FP16, "int64": mc.TYPE_INT64}
 
 

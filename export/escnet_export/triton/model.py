@@ -45,6 +45,8 @@ _default_hook = sys.unraisablehook
 def _read(request: Any) -> ServeRequest:
     """One Triton request -> images (B, H, W, 3) uint8 and its class names (None: the configured ones)."""
     image = pb_utils.get_input_tensor_by_name(request, IMAGE_INPUT)
+    if image is None:  # Triton 2.51's Python backend passes requests that lack a required input
+        raise InputError(f"the request has no {IMAGE_INPUT!r} input; expected UINT8 images [B, H, W, 3]")
     images = np.from_dlpack(image)
     classes = pb_utils.get_input_tensor_by_name(request, CLASSES_INPUT)
     if classes is None:
@@ -53,6 +55,12 @@ def _read(request: Any) -> ServeRequest:
     if rows.ndim != 2 or any(not np.array_equal(rows[0], r) for r in rows[1:]):
         raise InputError("classes must be the same UTF-8 list for every image of a request")
     return ServeRequest(images, decode_names(rows[0]) or None)
+
+
+def _one_line(error: BaseException) -> str:
+    """``Type: first line of the message``: what a client sees of a failing engine."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0][:300]}" if lines else type(error).__name__
 
 
 def _response(result: ServeResult) -> Any:
@@ -109,11 +117,14 @@ class TritonPythonModel:
             except InputError as e:
                 parsed.append(None)
                 results.append(ServeResult(error=str(e)))
+            except Exception as e:  # one line, never a traceback with the server's paths
+                parsed.append(None)
+                results.append(ServeResult(error=f"unreadable request ({type(e).__name__})"))
         valid = [i for i, p in enumerate(parsed) if p is not None]
         try:
             served = self.pipeline([parsed[i] for i in valid])  # type: ignore[misc]
         except Exception as e:  # a failing engine answers every request with the error, the stub lives on
-            served = [ServeResult(error=f"{type(e).__name__}: {e}") for _ in valid]
+            served = [ServeResult(error=_one_line(e)) for _ in valid]
         for i, res in zip(valid, served, strict=True):
             results[i] = res
         return [_response(r) for r in results]

@@ -7,16 +7,13 @@ models, and ``escnet`` calling them through BLS.
 
 The artifacts are copied into ``escnet/1/artifacts`` and the config names the manifest's sha256;
 the model refuses to load when it differs, and the runtime checks every file against the
-manifest. The repository is staged beside ``out`` and swapped in whole: a failed export leaves
-the previous repository as it was.
+manifest. The repository is built beside ``out`` and swapped in whole (``escnet_export.publish``):
+a failed export leaves the previous repository as it was.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +25,8 @@ from escnet_runtime.manifest import Manifest, ManifestError, load_manifest
 from escnet_runtime.serving import DEFAULT_MAX_CLASSES
 
 from escnet_export.errors import ExportError
+from escnet_export.outputs import check_overlap
+from escnet_export.publish import publish, staged_export
 from escnet_export.triton.config import CONFIG_FILE, PIPELINE_MODEL, PipelineSettings, config_text, pipeline_config
 from escnet_export.triton.graphs import Engines, write_graph_models
 
@@ -48,6 +47,7 @@ class TritonOptions:
     vocabulary: tuple[str, ...] = ()
     max_classes: int = DEFAULT_MAX_CLASSES
     class_chunk: int | None = None
+    overwrite: bool = False  # replace an existing --out that is not a repository written by this command
 
 
 def validate(opts: TritonOptions) -> Manifest:
@@ -67,14 +67,15 @@ def validate(opts: TritonOptions) -> Manifest:
         raise ExportError("--max-classes and --class-chunk must be at least 1")
     if len(opts.vocabulary) > opts.max_classes:
         raise ExportError(f"the vocabulary has {len(opts.vocabulary)} classes, over --max-classes {opts.max_classes}")
-    out, art = opts.out.resolve(), opts.artifacts.resolve()
-    if out == art or art in out.parents or out in art.parents:
-        raise ExportError(f"{opts.out}: the repository must not overlap the artifacts folder {opts.artifacts}")
+    check_overlap(opts.out, {"artifacts folder": opts.artifacts, "engine folder": opts.engines})
+    out = opts.out.resolve()
     if out.exists() and not out.is_dir():
         raise ExportError(f"{opts.out} is a file; expected a folder for the repository")
-    if out.exists() and not (out / PIPELINE_MODEL / CONFIG_FILE).is_file() and any(out.iterdir()):
+    ours = (out / PIPELINE_MODEL / CONFIG_FILE).is_file()
+    if out.exists() and not ours and not opts.overwrite and any(out.iterdir()):
         raise ExportError(
-            f"{opts.out} exists and is not a repository written by escnet-export triton; not replacing it"
+            f"{opts.out} exists and is not a repository written by escnet-export triton; not replacing it "
+            "(give --overwrite to replace it whole)"
         )
     return manifest
 
@@ -123,31 +124,14 @@ def _write_pipeline(stage: Path, opts: TritonOptions, manifest: Manifest, engine
 
 
 def write_repository(opts: TritonOptions) -> Path:
-    """Validate, stage the repository beside ``opts.out``, then swap it in (all or nothing)."""
+    """Validate, build the repository beside ``opts.out``, then swap it in (all or nothing,
+    through the exporter's one publisher; the repository is the command's own, replaced whole)."""
     manifest = validate(opts)
     engines = Engines.load(opts.engines, manifest) if opts.engines is not None else None
-    out = opts.out
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        stage = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.tmp"
-        os.mkdir(stage)  # honours the umask (mkdtemp would not)
-    except OSError as e:
-        raise ExportError(f"cannot write next to {out}: {e.strerror or e}") from None
-    try:
-        _write_pipeline(stage, opts, manifest, engines)
-        old = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.old"
-        if out.exists():
-            os.rename(out, old)
+    with staged_export(opts.out) as run:
         try:
-            os.rename(stage, out)
-        except OSError:
-            if old.exists():
-                os.rename(old, out)  # the previous repository stays as it was
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    except OSError as e:
-        raise ExportError(f"cannot write the repository {out}: {e.strerror or e}") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            shutil.rmtree(stage)
-    return out
+            _write_pipeline(run.staging, opts, manifest, engines)
+        except OSError as e:
+            raise ExportError(f"cannot write the repository {opts.out}: {e.strerror or e}") from None
+        publish(run, [], keep_user_files=False)
+    return opts.out

@@ -5,12 +5,12 @@ pins the fp32 layers through TensorRT's own API (``layer.precision``, ``set_outp
 polygraphy's ``SetLayerPrecisions`` takes names only, and our choice also looks at layer
 types), ``CreateConfig`` carries the profile, fp16 flag, ``precision_constraints="obey"``,
 workspace pool and timing cache, and ``engine_from_network`` builds and saves the cache.
-Engines and the build manifest (``build.json``) are written atomically, the manifest last.
+Engines and the build manifest (``build.json``, last) are built beside the engine folder and
+published all-or-nothing (``escnet_export.publish``), as every target of the exporter is.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -24,6 +24,8 @@ from escnet_runtime.fileio import atomic_path, sha256_file
 from escnet_runtime.manifest import Manifest, ManifestError, load_manifest
 
 from escnet_export.errors import ExportError
+from escnet_export.outputs import check_overlap, check_owner, engine_clash, is_engine_folder
+from escnet_export.publish import publish, staged_export
 from escnet_export.trt.env import GpuInfo, require_tensorrt_and_gpu
 from escnet_export.trt.precision import PinnedNode, fp32_nodes, layers_to_pin, pin_layers
 from escnet_export.trt.profiles import AxisRange, InputProfile, axis_ranges, default_texts, input_profiles
@@ -54,12 +56,19 @@ class TrtOptions:
         timing_cache: Path | None,
         workspace_gib: float,
         texts: str | None = None,
+        overwrite: bool = False,
     ) -> TrtOptions:
-        """Validate everything that can be validated without TensorRT (one-line ExportErrors)."""
+        """Validate everything that can be validated without TensorRT (one-line ExportErrors).
+
+        ``out``: the engine folder, by default the artifacts' own ``trt/`` (where the runtime looks);
+        ``overwrite``: replace an existing ``out`` that holds engines this command did not build."""
         b = AxisRange.parse(batch, "batch")
         c = AxisRange.parse(classes, "classes") if classes else None
         if not 0 < workspace_gib <= 1024:
             raise ExportError(f"--workspace {workspace_gib}: expected a size in GiB between 0 and 1024")
+        out = out or onnx_dir / ENGINE_DIR
+        check_overlap(out, {"artifacts folder": onnx_dir}, allowed=[onnx_dir / ENGINE_DIR])
+        check_owner(out, "a TensorRT engine folder", is_engine_folder, engine_clash, overwrite)
         try:
             manifest = load_manifest(onnx_dir)
         except ManifestError as e:
@@ -69,7 +78,7 @@ class TrtOptions:
         n = AxisRange.parse(texts, "texts") if texts else default_texts(c, p, manifest.texts_per_call())
         if timing_cache is not None and timing_cache.exists() and not timing_cache.is_file():
             raise ExportError(f"--timing-cache {timing_cache}: not a file")
-        return TrtOptions(onnx_dir, out or onnx_dir / ENGINE_DIR, fp16, b, c, n, timing_cache, workspace_gib, manifest)
+        return TrtOptions(onnx_dir, out, fp16, b, c, n, timing_cache, workspace_gib, manifest)
 
     def profiles(self) -> dict[str, list[InputProfile]]:
         ranges = axis_ranges(self.batch, self.classes, self.texts)
@@ -157,21 +166,13 @@ def build_engine(
     )
     save_cache = str(opts.timing_cache) if opts.timing_cache is not None else None
     engine = engine_from_network(network, config=config, save_timing_cache=save_cache)
-    with atomic_path(target) as tmp:
-        save_engine(engine, str(tmp))
+    save_engine(engine, str(target))  # into the staging folder: published whole, or not at all
     return overrides, pinned
 
 
-def run_trt_build(opts: TrtOptions, log: Callable[[str], None]) -> BuildRecord:
-    trt, gpu = require_tensorrt_and_gpu()
-    try:
-        opts.out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ExportError(f"cannot write to engine folder {opts.out}: {e.strerror or e}") from None
-    with contextlib.suppress(FileNotFoundError):
-        (opts.out / BUILD_MANIFEST_FILE).unlink()  # engines are about to change
-    record = BuildRecord(
-        tensorrt=trt.__version__,
+def build_record(opts: TrtOptions, trt_version: str, gpu: GpuInfo) -> BuildRecord:
+    return BuildRecord(
+        tensorrt=trt_version,
         gpu=gpu,
         fp16=opts.fp16,
         flags={
@@ -182,27 +183,47 @@ def run_trt_build(opts: TrtOptions, log: Callable[[str], None]) -> BuildRecord:
             "ranges": {"batch": str(opts.batch), "classes": str(opts.classes), "texts": str(opts.texts)},
         },
     )
-    for graph, profile in opts.profiles().items():
-        spec = opts.manifest.graphs[graph]
-        target = opts.out / f"{graph}{ENGINE_SUFFIX}"
-        log(f"building {target.name} ({'fp16' if opts.fp16 else 'fp32'}) ...")
-        start = time.perf_counter()
-        try:
-            overrides, pinned = build_engine(trt, opts, graph, profile, target)
-        except Exception as e:  # polygraphy/TensorRT report parser and builder failures as exceptions
-            first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
-            raise ExportError(f"{graph}: TensorRT engine build failed: {first}") from e
-        record.engines[graph] = EngineRecord(
-            graph=graph,
-            file=target.name,
-            sha256=sha256_file(target),
-            onnx_file=spec.file,
-            onnx_sha256=opts.manifest.files[spec.file],
-            profile=[{"input": i.name, **i.to_dict()} for i in profile],
-            precision_overrides=overrides,
-            onnx_fp32_nodes=[p.to_dict() for p in pinned],
-            seconds=time.perf_counter() - start,
-        )
-    with atomic_path(opts.out / BUILD_MANIFEST_FILE) as tmp:
+
+
+def _engine(trt: Any, opts: TrtOptions, graph: str, profile: list[InputProfile], target: Path) -> EngineRecord:
+    """Build one graph's engine into ``target`` and describe it."""
+    spec = opts.manifest.graphs[graph]
+    start = time.perf_counter()
+    try:
+        overrides, pinned = build_engine(trt, opts, graph, profile, target)
+    except Exception as e:  # polygraphy/TensorRT report parser and builder failures as exceptions
+        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+        raise ExportError(f"{graph}: TensorRT engine build failed: {first}") from e
+    return EngineRecord(
+        graph=graph,
+        file=target.name,
+        sha256=sha256_file(target),
+        onnx_file=spec.file,
+        onnx_sha256=opts.manifest.files[spec.file],
+        profile=[{"input": i.name, **i.to_dict()} for i in profile],
+        precision_overrides=overrides,
+        onnx_fp32_nodes=[p.to_dict() for p in pinned],
+        seconds=time.perf_counter() - start,
+    )
+
+
+def write_build_manifest(folder: Path, record: BuildRecord) -> Path:
+    path = folder / BUILD_MANIFEST_FILE
+    with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(record.to_dict(), indent=2) + "\n")
+    return path
+
+
+def run_trt_build(opts: TrtOptions, step: Callable[[str], None]) -> BuildRecord:
+    """Build every engine beside ``opts.out`` and publish the folder (engines, build.json last) through
+    the exporter's one publisher: an engine folder is either the old one or the new complete one."""
+    trt, gpu = require_tensorrt_and_gpu()
+    record = build_record(opts, trt.__version__, gpu)
+    with staged_export(opts.out, note=step) as run:
+        for graph, profile in opts.profiles().items():
+            target = run.staging / f"{graph}{ENGINE_SUFFIX}"
+            step(f"building {target.name} ({'fp16' if opts.fp16 else 'fp32'})")
+            record.engines[graph] = _engine(trt, opts, graph, profile, target)
+        files = [e.file for e in record.engines.values()]
+        publish(run, files, lambda folder: write_build_manifest(folder, record))
     return record
