@@ -3,6 +3,9 @@
 fp16 overflows (max 65504) or loses too much in sums of squares and normalisations: LayerNorm,
 Softmax, Pow -> ReduceMean (decomposed norms), GroupNorm (InstanceNormalization after the
 exporter's reshape), and the cost volume's L2 normalisation (ReduceL2 -> Clip -> Expand -> Div).
+Besides these fp16 range rules, the f32 islands of ``escnet_runtime.precision_rule`` (the
+policy every engine shares): the decision operators and the per-pixel score computation that
+feeds them, node by node; every other node, the bulk, may run in fp16.
 The rules pick ONNX nodes; ``layers_to_pin`` maps them to TensorRT layers (by layer name, which
 the ONNX parser derives from the node name, or by output tensor name, which it keeps) and
 also pins TensorRT layers of those kinds directly, so a renamed layer is still covered.
@@ -16,7 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import onnx
-from escnet_runtime.precision_rule import DECISION_OPS, DECISION_OUTPUTS, SHAPE_ONLY
+from escnet_runtime.precision_rule import (
+    DECISION_OPS,
+    DECISION_OUTPUTS,
+    NARROW_FEATURES,
+    PRODUCT_OPS,
+    SCORE_OPS,
+    SHAPE_ONLY,
+)
 
 ALWAYS_FP32 = {
     "LayerNormalization": "LayerNorm: mean and variance overflow in fp16",
@@ -30,9 +40,9 @@ ALWAYS_FP32 = {
     "ReduceL2": "ReduceL2: cost-volume normalisation (sum of squares)",
 }
 # Discrete decisions (escnet_runtime.precision_rule, shared with OpenVINO's bf16): the pseudo prompts
-# are arg-max peaks, k-means assignments and rounded probabilities of the class scores. fp16
-# rounding of anything that feeds them moves prompt points by whole grid cells (measured under fp16
-# autocast: logits off by 0.3), so every float node upstream of a decision stays fp32.
+# are arg-max peaks, k-means assignments and rounded probabilities of the class scores. They and
+# the per-pixel score computation feeding them directly stay fp32 (their islands); the bulk
+# upstream of the scores does not.
 # Ops that finish a normalisation started by a pinned node (x / sqrt(mean(x^2) + eps), x / max(|x|, eps)).
 NORMALISATION_TAIL = {"Add", "Sqrt", "Div", "Reciprocal", "Clip", "Max", "Expand", "Mul"}
 TAIL_HOPS = 3
@@ -64,26 +74,58 @@ def fp32_nodes(model: onnx.ModelProto) -> list[PinnedNode]:
         if n.op_type in TAIL_ROOTS:
             for tail in _tail(n, consumers):
                 reasons.setdefault(tail.name, f"{tail.op_type} finishing the normalisation of {n.name} ({n.op_type})")
-    for n, decision in _decision_ancestors(nodes, [o.name for o in model.graph.output]):
+    for n, decision in _island_nodes(nodes, _constants(model), [o.name for o in model.graph.output]):
         reasons.setdefault(n.name, f"feeds {decision}: fp16 rounding would move the pseudo prompts")
     return [PinnedNode(n.name, n.op_type, tuple(n.output), reasons[n.name]) for n in nodes if n.name in reasons]
 
 
-def _decision_ancestors(nodes: list[onnx.NodeProto], outputs: Iterable[str]) -> Iterable[tuple[onnx.NodeProto, str]]:
-    """(node, the decision it feeds) for every node upstream of a DECISION_OPS node or of a
-    graph output in DECISION_OUTPUTS; the walk stops at Shape/Size (no values flow through)."""
+def _constants(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+    """Names of the constant tensors (initializers, Constant nodes) -> their shapes."""
+    shapes = {t.name: tuple(t.dims) for t in model.graph.initializer}
+    for n in model.graph.node:
+        if n.op_type == "Constant":
+            for a in n.attribute:
+                if a.name == "value":
+                    shapes[n.output[0]] = tuple(a.t.dims)
+    return shapes
+
+
+def _product_kind(node: onnx.NodeProto, constants: dict[str, tuple[int, ...]]) -> str:
+    """ "correlation" (no constant operand), "head" (a narrow constant operand) or "bulk"."""
+    weights = [constants[i] for i in node.input[:2] if i in constants]
+    if not weights:
+        return "correlation"
+    if any(len(w) >= 2 and min(w[-2:]) <= NARROW_FEATURES for w in weights):
+        return "head"
+    return "bulk"
+
+
+def _island_nodes(
+    nodes: list[onnx.NodeProto], constants: dict[str, tuple[int, ...]], outputs: Iterable[str]
+) -> Iterable[tuple[onnx.NodeProto, str]]:
+    """(node, the decision it feeds) for every node of the f32 islands: the DECISION_OPS nodes and
+    what feeds them (or a DECISION_OUTPUTS graph output) through SCORE_OPS, score heads and
+    correlations; the walk stops at Shape/Size (no values flow through) and at the bulk."""
     producer = {o: n for n in nodes for o in n.output}
-    roots = [(n.input, f"the discrete decision {n.name} ({n.op_type})") for n in nodes if n.op_type in DECISION_OPS]
-    roots += [([o], f"the output {o} (prompt decisions in the next step)") for o in outputs if o in DECISION_OUTPUTS]
+    roots = [(n, f"the discrete decision {n.name} ({n.op_type})") for n in nodes if n.op_type in DECISION_OPS]
     seen: set[str] = set()
-    for inputs, decision in roots:
+    for n, decision in roots:
+        seen.add(n.name)
+        yield n, decision
+    starts = [(list(n.input), d) for n, d in roots]
+    starts += [([o], f"the output {o} (prompt decisions in the next step)") for o in outputs if o in DECISION_OUTPUTS]
+    for inputs, decision in starts:
         stack = list(inputs)
         while stack:
             parent = producer.get(stack.pop())
             if parent is None or parent.name in seen or parent.op_type in SHAPE_ONLY:
                 continue
+            kind = _product_kind(parent, constants) if parent.op_type in PRODUCT_OPS else None
+            if parent.op_type not in SCORE_OPS and parent.op_type not in DECISION_OPS and kind in (None, "bulk"):
+                continue
             seen.add(parent.name)
-            stack.extend(parent.input)
+            if kind != "head":  # a score head's input is the bulk
+                stack.extend(parent.input)
             yield parent, decision
 
 

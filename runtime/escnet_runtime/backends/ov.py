@@ -1,40 +1,51 @@
 """OpenVINO on the CPU through OpenVINO's own Python API (``ov.Core``, ``read_model``,
-``compile_model``, one infer request per graph).
+``compile_model``, a pool of infer requests per graph).
 
 ``ov-cpu`` sets ``INFERENCE_PRECISION_HINT`` to f32 explicitly: OpenVINO's default on a CPU with
-AVX-512 bf16 is bf16, which moves the pseudo prompts. ``ov-cpu-bf16`` runs in bf16 except the
-graphs that decide a prompt point (``precision_rule``): a graph with a decision operator on float
-values, or whose output becomes one in the next step (with per-block prompts: ``decoder_open``, every
-``decoder_block_k`` and ``decoder_attend_k``, the all-classes ``decoder``), is compiled in f32 as a
-whole. OpenVINO 2026.4's CPU plugin offers no working per-node switch from Python:
-``rt_info["disable_fp16_compression_0"]`` changes nothing, and ``DisablePrecisionConversion``
-(through IR only) left MatMuls and plugin-made nodes in bf16.
-:meth:`OvBackend.runtime_precisions` reports what each compiled graph really runs in.
+AVX-512 bf16 is bf16. ``ov-cpu-bf16`` compiles every graph with the bf16 hint and keeps only the
+f32 islands of ``precision_rule`` in f32, node by node: the decision operators and the per-pixel
+score computation that feeds them (:mod:`escnet_runtime.backends.ov_islands` marks them with the
+runtime attribute ``precise_0``, the key ``ov::disable_fp16_compression`` sets; the older key
+``disable_fp16_compression_0`` is ignored by OpenVINO 2026.4, and was what an earlier version
+of this backend set, to no effect). :meth:`OvBackend.runtime_precisions` and
+:meth:`OvBackend.node_precisions` report what each compiled graph really runs in.
+
+Thread safety: ``run`` may be called from several threads at once. Each graph is compiled once
+(under a lock) and runs on a pool of infer requests (:mod:`ov_requests`), sized by OpenVINO's
+``OPTIMAL_NUMBER_OF_INFER_REQUESTS`` for the ``performance_hint``: ``"LATENCY"`` (default; one
+stream, one request, callers take turns) or ``"THROUGHPUT"`` (several streams, a request each).
 
 Graphs are read from the bytes whose sha256 the manifest lists (:func:`read_graph`) and compiled
-with dynamic batch and class axes; compiled models are cached in ``model_cache_dir`` (OpenVINO's
-``CACHE_DIR``; default ``~/.cache/escnet/openvino``, ``model_cache=False`` turns it off).
+with dynamic batch and class axes; compiled models are cached in ``model_cache_dir`` (default
+``~/.cache/escnet/openvino``, ``model_cache=False`` turns it off) by :mod:`ov_cache`, whose
+entries are keyed and hashed: a damaged one is compiled again, with one warning line.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
 from escnet_runtime.backends.base import Backend
+from escnet_runtime.backends.ov_cache import CompiledModelCache, entry_key
+from escnet_runtime.backends.ov_islands import with_f32_islands
+from escnet_runtime.backends.ov_requests import RequestPool
 from escnet_runtime.contract import IMAGE_ENCODER, TEXT_ENCODER, GraphSpec
 from escnet_runtime.errors import BackendError
 from escnet_runtime.graph_files import verified_graph
 from escnet_runtime.heap import trim_heap
 from escnet_runtime.manifest import Manifest
-from escnet_runtime.precision_rule import DECISION_OUTPUTS, OPENVINO_DECISION_OPS
 
 OV_PRECISIONS = {"ov-cpu": "f32", "ov-cpu-bf16": "bf16"}
+PerformanceHint = Literal["LATENCY", "THROUGHPUT"]
+PERFORMANCE_HINTS: tuple[str, ...] = ("LATENCY", "THROUGHPUT")
 
 
 # When compiled models hand their intermediate buffers back (``CompiledModel.release_memory``):
@@ -87,22 +98,37 @@ def read_graph(folder: Path, manifest: Manifest, graph: str) -> bytes:
     return verified.model
 
 
-def decision_nodes(model: Any) -> list[str]:
-    """Names of the nodes of an OpenVINO model that decide a prompt point: decision operators on
-    float values, and results that are ``DECISION_OUTPUTS`` (decisions of the next step)."""
-    kinds = set(OPENVINO_DECISION_OPS.values())
-    found = []
-    for op in model.get_ordered_ops():
-        if op.get_type_name() in kinds and op.get_input_element_type(0).is_real():
-            found.append(op.get_friendly_name())
-    for result in model.get_results():
-        if result.input_value(0).get_names() & DECISION_OUTPUTS:
-            found.append(result.get_friendly_name())
-    return found
+@dataclass(frozen=True)
+class OvOptions:
+    """How the graphs are compiled (all of it is part of the compiled-model cache key)."""
+
+    threads: int | None = None  # INFERENCE_NUM_THREADS; None: OpenVINO's choice
+    num_streams: int | None = None  # None: 1 under LATENCY, OpenVINO's choice under THROUGHPUT
+    performance_hint: PerformanceHint = "LATENCY"
+
+    def config(self, precision: str) -> dict[str, Any]:
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": self.performance_hint}
+        streams = self.num_streams if self.num_streams else (1 if self.performance_hint == "LATENCY" else None)
+        if streams:
+            config["NUM_STREAMS"] = str(streams)
+        if self.threads:
+            config["INFERENCE_NUM_THREADS"] = int(self.threads)
+        return config
+
+
+def _check_options(threads: object, num_streams: object, performance_hint: object, release_memory: object) -> None:
+    """One BackendError line for an option of the wrong kind, before OpenVINO is touched."""
+    for what, value in (("threads", threads), ("num_streams", num_streams)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise BackendError(f"{what} {value!r}: expected a whole number >= 1 (or None)")
+    if performance_hint not in PERFORMANCE_HINTS:
+        raise BackendError(f"performance_hint {performance_hint!r}: expected one of {', '.join(PERFORMANCE_HINTS)}")
+    if release_memory not in RELEASE_MEMORY:
+        raise BackendError(f"release_memory {release_memory!r}: expected one of {', '.join(RELEASE_MEMORY)}")
 
 
 class OvBackend(Backend):
-    """One compiled model and infer request per graph, created on first use of the graph."""
+    """One compiled model and a pool of infer requests per graph, made on first use of the graph."""
 
     def __init__(
         self,
@@ -112,43 +138,45 @@ class OvBackend(Backend):
         threads: int | None = None,
         model_cache: bool = True,
         model_cache_dir: str | Path | None = None,
-        num_streams: int = 1,
+        num_streams: int | None = None,
         release_memory: str = "steps",
+        performance_hint: PerformanceHint = "LATENCY",
     ) -> None:
         if name not in OV_PRECISIONS:
             raise BackendError(f"unknown OpenVINO backend {name!r}; expected one of {sorted(OV_PRECISIONS)}")
-        if release_memory not in RELEASE_MEMORY:
-            raise BackendError(f"release_memory {release_memory!r}: expected one of {', '.join(RELEASE_MEMORY)}")
+        _check_options(threads, num_streams, performance_hint, release_memory)
         self.release_memory = release_memory
         self.ov = import_openvino(name)
         super().__init__(name, "fp32" if OV_PRECISIONS[name] == "f32" else "bf16", manifest)  # cache key
         self.folder = Path(folder)
-        self.threads = threads
-        self.num_streams = num_streams
+        self.options = OvOptions(threads, num_streams, performance_hint)
         where = Path(model_cache_dir) if model_cache_dir else default_model_cache_dir()
         self.model_cache_dir: Path | None = where if model_cache else None
         self.core = self.ov.Core()
-        if self.model_cache_dir is not None:
-            self.model_cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self.core.set_property({"CACHE_DIR": str(self.model_cache_dir)})
+        try:
+            self.cache = CompiledModelCache(where) if model_cache else None
+        except OSError as e:
+            raise BackendError(f"model_cache_dir {where}: cannot be used ({e.strerror or type(e).__name__})") from None
         self._compiled: dict[str, Any] = {}
-        self._requests: dict[str, Any] = {}
+        self._pools: dict[str, RequestPool] = {}
+        self._lock = threading.Lock()  # held while a graph is compiled
         self.graph_precision: dict[str, str] = {}  # graph -> INFERENCE_PRECISION_HINT it was compiled with
+        self.f32_islands: dict[str, tuple[str, ...]] = {}  # graph -> nodes marked to stay f32
 
-    def _config(self, precision: str) -> dict[str, Any]:
-        config: dict[str, Any] = {
-            "INFERENCE_PRECISION_HINT": precision,
-            "PERFORMANCE_HINT": "LATENCY",
-            "NUM_STREAMS": str(self.num_streams),
-        }
-        if self.threads:
-            config["INFERENCE_NUM_THREADS"] = int(self.threads)
-        return config
+    def _pool(self, graph: str) -> RequestPool:
+        pool = self._pools.get(graph)
+        if pool is not None:
+            return pool
+        with self._lock:
+            if graph not in self._pools:
+                compiled = self._compile(graph)
+                size = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+                self._compiled[graph] = compiled
+                self._pools[graph] = RequestPool(compiled, max(size, 1))
+            return self._pools[graph]
 
-    def _request(self, graph: str) -> Any:
-        request = self._requests.get(graph)
-        if request is not None:
-            return request
+    def _read(self, graph: str) -> Any:
+        """``graph`` as an OpenVINO model, from verified bytes, its names checked against the contract."""
         spec = self.manifest.graphs[graph]
         try:
             model = self.core.read_model(read_graph(self.folder, self.manifest, graph))
@@ -163,41 +191,69 @@ class OvBackend(Backend):
                 f"{spec.file}: graph inputs {inputs} / outputs {outputs} differ from the manifest's "
                 f"{spec.input_names} / {spec.output_names}"
             )
+        return model
+
+    def _compile(self, graph: str) -> Any:
+        """The compiled model of ``graph``: from the cache when a verified entry exists, else compiled
+        (islands marked under bf16) and stored."""
+        spec = self.manifest.graphs[graph]
+        model = self._read(graph)
         precision = OV_PRECISIONS[self.name]
-        if precision != "f32" and decision_nodes(model):
-            precision = "f32"  # this graph decides prompt points: all of it in f32
+        islands: tuple[str, ...] = ()
+        if precision != "f32":
+            model, names = with_f32_islands(self.ov, self.core, model)
+            islands = tuple(names)
+        config = self.options.config(precision)
+        key = entry_key({"graph": self.graph_sha256(graph), "config": config, "islands": islands, **self._device()})
+        self.graph_precision[graph], self.f32_islands[graph] = precision, islands
+        blob = self.cache.load(key, _max_blob_bytes(self.folder, spec.file)) if self.cache else None
+        if blob is not None:
+            try:
+                return self.core.import_model(blob, "CPU", config)
+            except Exception as e:
+                self.cache.damaged(key, f"OpenVINO could not import it: {_first(e)}")
         try:
-            compiled = self.core.compile_model(model, "CPU", self._config(precision))
+            compiled = self.core.compile_model(model, "CPU", config)
         except Exception as e:
-            why = f"{type(e).__name__}: {_first(e)}"
-            raise BackendError(f"{spec.file}: OpenVINO could not compile it ({why})") from None
+            raise BackendError(
+                f"{spec.file}: OpenVINO could not compile it ({type(e).__name__}: {_first(e)})"
+            ) from None
         del model  # the compiled model holds what it needs
-        self._compiled[graph] = compiled
-        self.graph_precision[graph] = precision
-        self._requests[graph] = request = compiled.create_infer_request()
-        return request
+        if self.cache is not None:
+            self.cache.store(key, compiled.export_model().getbuffer())
+        return compiled
+
+    def _device(self) -> dict[str, Any]:
+        """What a compiled model depends on besides the graph and its config."""
+        props = ("FULL_DEVICE_NAME", "OPTIMIZATION_CAPABILITIES")
+        return {"openvino": self.ov.__version__, **{p: self.core.get_property("CPU", p) for p in props}}
 
     def run_impl(self, spec: GraphSpec, inputs: Mapping[str, Any], keep_on_device: Sequence[str]) -> dict[str, Any]:
-        """Run one graph; outputs are copies (the request's buffers are reused by its next run)."""
+        """Run one graph on a request of its pool; outputs are copies (the request's buffers are
+        reused by its next run)."""
         graph = spec.name
-        request = self._request(graph)
+        pool = self._pool(graph)
         feed = {name: np.ascontiguousarray(inputs[name]) for name in spec.input_names}
-        try:
-            # inputs are copied into the request's own tensors: shared ones would stay referenced by the
-            # request after these arrays are gone, and OpenVINO may write into shared inputs
-            request.infer(feed, share_inputs=False, share_outputs=False)
-        except Exception as e:
-            raise BackendError(f"{graph}: OpenVINO failed ({type(e).__name__}: {_first(e)})") from None
-        outputs = {name: request.get_tensor(name).data.copy() for name in spec.output_names}
+        with pool.request() as request:
+            try:
+                # inputs are copied into the request's own tensors: shared ones would stay referenced by the
+                # request after these arrays are gone, and OpenVINO may write into shared inputs
+                request.infer(feed, share_inputs=False, share_outputs=False)
+            except Exception as e:
+                raise BackendError(f"{graph}: OpenVINO failed ({type(e).__name__}: {_first(e)})") from None
+            outputs = {name: request.get_tensor(name).data.copy() for name in spec.output_names}
         released = RELEASE_MEMORY[self.release_memory].after_run
         if released is None or graph in released:
             self._release(graph)
         return outputs
 
     def _release(self, graph: str) -> None:
-        """Hand ``graph``'s working memory back to OpenVINO, and the freed pages to the OS."""
-        self._compiled[graph].release_memory()
-        trim_heap()
+        """Hand ``graph``'s working memory back to OpenVINO, and the freed pages to the OS, when none
+        of its requests runs (a request running elsewhere needs it)."""
+        with self._pools[graph].quiet() as quiet:
+            if quiet:
+                self._compiled[graph].release_memory()
+                trim_heap()
 
     def release(self, graph: str) -> None:
         """The caller is done with ``graph`` for now: under the ``"steps"`` policy its compiled
@@ -208,20 +264,37 @@ class OvBackend(Backend):
     def runtime_precisions(self, graph: str) -> Counter[str]:
         """Compiled ``graph``'s executed float nodes by the precision they run in (e.g. f32 / bf16),
         read from OpenVINO's runtime model: what the plugin really does, not what was asked."""
-        self._request(graph)
-        counts: Counter[str] = Counter()
+        return Counter(precision for _name, _kind, precision in self.node_precisions(graph))
+
+    def node_precisions(self, graph: str) -> list[tuple[str, str, str]]:
+        """(node name, layer type, runtime precision) of every executed node of compiled ``graph``
+        that computes (constants, inputs, outputs, reorders and reshapes left out)."""
+        self._pool(graph)
+        rows = []
         for op in self._compiled[graph].get_runtime_model().get_ops():
             info = op.get_rt_info()
             kind = info["layerType"].astype(str)
             if kind in ("Const", "Input", "Output", "Reorder", "Reshape"):
                 continue  # no arithmetic
-            counts[info["runtimePrecision"].astype(str)] += 1
-        return counts
+            rows.append((op.get_friendly_name(), kind, info["runtimePrecision"].astype(str)))
+        return rows
 
     def close(self) -> None:
         """Release every infer request and compiled model (their weights and working memory)."""
-        self._requests.clear()
-        self._compiled.clear()
+        with self._lock:
+            for pool in self._pools.values():
+                pool.clear()
+            self._pools.clear()
+            self._compiled.clear()
+
+
+def _max_blob_bytes(folder: Path, file: str) -> int:
+    """A compiled model of ``file`` holds its weights and the graph: a bound for a sane blob."""
+    try:
+        size = (folder / file).stat().st_size
+    except OSError:
+        size = 0
+    return 4 * size + (64 << 20)
 
 
 def _first(e: BaseException) -> str:

@@ -2,7 +2,8 @@
 
 TensorRT and cuda-python (device memory, copies, a stream) are imported only when this backend
 is built; where either is missing it raises one clear BackendError. Device buffers persist per
-tensor and grow on demand; outputs the next graph reads can stay on the GPU (``keep_on_device``).
+tensor and grow on demand; outputs the next graph reads can stay on the GPU (``keep_on_device``),
+each in device memory of its own, like the constants ``put`` places (freed when dropped).
 Engines are ``<artifacts>/trt/<graph>.engine`` with the build manifest ``trt/build.json``
 (``escnet-export trt`` writes both): each engine is read once, confined to the engines folder,
 its sha256 checked against it, and deserialised from those very bytes; the sha256 of the ONNX
@@ -12,6 +13,8 @@ graph it was built from is checked against the artifacts manifest.
 from __future__ import annotations
 
 import json
+import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +65,9 @@ class DeviceTensor:
 
 
 class TrtBackend(Backend):
+    """Thread safety: calls are serialised by a lock (one CUDA stream, per-graph execution
+    contexts and device buffers reused by every call); TensorRT runs one graph at a time."""
+
     def __init__(
         self, folder: str | Path, manifest: Manifest, engines_dir: str | Path | None = None, device_id: int = 0
     ) -> None:
@@ -79,7 +85,7 @@ class TrtBackend(Backend):
         self._contexts: dict[str, Any] = {}
         self._files: dict[str, Path] = {}
         self._buffers: dict[tuple[str, str], tuple[int, int]] = {}  # (graph, tensor) -> (ptr, bytes)
-        self._constant: DeviceTensor | None = None
+        self._lock = threading.RLock()  # every call that touches the stream, contexts or buffers
 
     def _read_build(self) -> dict[str, Any]:
         path = self.engines_dir / BUILD_MANIFEST_FILE
@@ -134,6 +140,11 @@ class TrtBackend(Backend):
         return ptr
 
     def run_impl(self, spec: GraphSpec, inputs: Mapping[str, Any], keep_on_device: Sequence[str]) -> dict[str, Any]:
+        """One call at a time: the engines share one stream, their contexts and device buffers."""
+        with self._lock:
+            return self._run(spec, inputs, keep_on_device)
+
+    def _run(self, spec: GraphSpec, inputs: Mapping[str, Any], keep_on_device: Sequence[str]) -> dict[str, Any]:
         trt, cudart = self.trt, self.cudart
         graph = spec.name
         context, engine = self._context(graph), self._engines[graph]
@@ -158,9 +169,12 @@ class TrtBackend(Backend):
         for name in spec.output_names:
             shape = tuple(context.get_tensor_shape(name))
             dtype = np.dtype(trt.nptype(engine.get_tensor_dtype(name)))
-            ptr = self._buffer(graph, name, int(np.prod(shape)) * dtype.itemsize)
-            context.set_tensor_address(name, ptr)
-            outputs[name] = DeviceTensor(ptr, shape, dtype)
+            nbytes = int(np.prod(shape)) * dtype.itemsize
+            if name in keep_on_device:  # the caller's own buffer: no later call writes into it
+                outputs[name] = self._owned(nbytes, shape, dtype)
+            else:
+                outputs[name] = DeviceTensor(self._buffer(graph, name, nbytes), shape, dtype)
+            context.set_tensor_address(name, outputs[name].ptr)
         if not context.execute_async_v3(int(self.stream)):
             raise BackendError(f"{graph}: TensorRT execution failed")
         result: dict[str, Any] = {}
@@ -179,26 +193,35 @@ class TrtBackend(Backend):
         }
 
     def put(self, array: np.ndarray) -> Any:
-        """Copy a constant to the device; it replaces the previous one (one vocabulary at a time)."""
-        host = np.ascontiguousarray(array)
-        if self._constant is not None:
-            _check(self.cudart.cudaFree(self._constant.ptr), "cudaFree")
-            self._constant = None
-        ptr = int(_check(self.cudart.cudaMalloc(max(host.nbytes, 1)), "cudaMalloc"))
+        """Copy a constant to the device, into memory of its own (freed when the value is dropped)."""
+        with self._lock:
+            return self._put(np.ascontiguousarray(array))
+
+    def _put(self, host: np.ndarray) -> DeviceTensor:
+        value = self._owned(host.nbytes, host.shape, host.dtype)
         kind = self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
-        _check(self.cudart.cudaMemcpy(ptr, host.ctypes.data, host.nbytes, kind), "H2D copy")
-        self._constant = DeviceTensor(ptr, host.shape, host.dtype)
-        return self._constant
+        _check(self.cudart.cudaMemcpy(value.ptr, host.ctypes.data, host.nbytes, kind), "H2D copy")
+        return value
+
+    def _owned(self, nbytes: int, shape: tuple[int, ...], dtype: np.dtype) -> DeviceTensor:
+        """Device memory that belongs to the returned value: freed when the value is dropped, so a
+        value one thread holds is never overwritten or freed by another thread's call."""
+        ptr = int(_check(self.cudart.cudaMalloc(max(nbytes, 1)), "cudaMalloc"))
+        value = DeviceTensor(ptr, tuple(shape), np.dtype(dtype))
+        weakref.finalize(value, self.cudart.cudaFree, ptr)
+        return value
 
     def close(self) -> None:
-        """Free every device buffer, the constant, the execution contexts, engines and the stream."""
+        """Free every device buffer, the execution contexts, engines and the stream (values handed
+        out, kept outputs and constants, free their own memory when dropped)."""
+        with self._lock:
+            self._free()
+
+    def _free(self) -> None:
         free = self.cudart.cudaFree
         for ptr, _size in self._buffers.values():
             _check(free(ptr), "cudaFree")
         self._buffers.clear()
-        if self._constant is not None:
-            _check(free(self._constant.ptr), "cudaFree")
-            self._constant = None
         self._contexts.clear()  # contexts before their engines
         self._engines.clear()
         if self.stream is not None:
@@ -210,5 +233,6 @@ class TrtBackend(Backend):
             return np.asarray(value)
         host = np.empty(value.shape, dtype=value.dtype)
         kind = self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        _check(self.cudart.cudaMemcpy(host.ctypes.data, value.ptr, host.nbytes, kind), "D2H copy")
+        with self._lock:
+            _check(self.cudart.cudaMemcpy(host.ctypes.data, value.ptr, host.nbytes, kind), "D2H copy")
         return host
