@@ -324,7 +324,7 @@ def quantize(
     calibration_size: Annotated[int, typer.Option(help="images of --calibration to use")] = 64,
     held_out: Annotated[int, typer.Option(help="held-out scenes the gates judge on")] = 20,
     smooth_quant: Annotated[bool, typer.Option(help="NNCF SmoothQuant on MatMuls (openvino engine)")] = True,
-    max_miou_drop: Annotated[float, typer.Option(help="gate: mIoU points below fp32 allowed")] = 0.5,
+    miou_tolerance: Annotated[float, typer.Option(help="gate: mIoU points from fp32 allowed, either way")] = 0.5,
     min_agreement: Annotated[float, typer.Option(help="gate: label agreement on confident pixels")] = 0.995,
     overwrite: Annotated[bool, typer.Option(help="replace a non-empty --out folder")] = False,
 ) -> None:

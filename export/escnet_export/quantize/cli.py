@@ -33,7 +33,7 @@ def quantize_command(args: dict[str, Any], out: Console, err: Console) -> None:
         held_out=args["held_out"],
         smooth_quant=args["smooth_quant"],
         overwrite=args["overwrite"],
-        rule=GateRule(max_miou_drop=args["max_miou_drop"], min_agreement=args["min_agreement"]),
+        rule=GateRule(miou_tolerance=args["miou_tolerance"], min_agreement=args["min_agreement"]),
     )
     try:
         with steps(err, "escnet-export quantize") as step:

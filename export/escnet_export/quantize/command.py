@@ -117,7 +117,7 @@ def _record(opts: QuantizeOptions, data: GateData, graphs: dict[str, str], islan
         "gates": verdict,
         "gate_rows": [r.to_dict() for r in rows],
         "gate_rule": {
-            "max_miou_drop": opts.rule.max_miou_drop,
+            "miou_tolerance": opts.rule.miou_tolerance,
             "min_agreement": opts.rule.min_agreement,
             "confident_margin": opts.rule.confident_margin,
             "held_out": len(data.held_out),
