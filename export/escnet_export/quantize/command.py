@@ -5,9 +5,11 @@
 2. In a staging folder beside OUT (``publish.staged_export``): the image encoder, the decoder and
    every decoder step quantised by the engine (``engines``), the float32 islands left alone
    (``islands``); every other file copied from the fp32 folder as verified.
-3. Gates on the staged folder, for each runtime backend that opens it (ort-cpu, ov-cpu). On a
-   failure: the gate table, nothing written (:class:`GatesFailed`). Passed: the text encoder is
-   quantised too and kept only if the gates still hold. Not judged (no confident pixels, e.g.
+3. Gates on the staged folder, for each runtime backend that opens it (ort-cpu, ov-cpu). NNCF's
+   SmoothQuant is kept only where it helps: when the gates fail with it, the graphs are quantised
+   again without it and judged again. On a failure: the gate table, nothing written
+   (:class:`GatesFailed`). Passed: the text encoder is quantised too and kept only if the gates
+   still hold. Not judged (no confident pixels, e.g.
    random weights): one warning, the text encoder stays fp32, the folder is written.
 4. The manifest (sha256 of every file; ``extra``: precision, engine, calibration set size and
    sha256, islands, gate rows and verdict), then one swap into OUT.
@@ -15,6 +17,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -160,11 +163,11 @@ def _run(opts: QuantizeOptions, fp32: Manifest, data: GateData, step: Step, star
     with staged_export(opts.out, note=warnings.append) as run:
         staging = run.staging
         F.copy_listed(opts.artifacts, fp32, staging, {fp32.graphs[g].file for g in targets})
-        for g in [IMAGE_ENCODER, *[t for t in targets if t != IMAGE_ENCODER]]:
-            if g in targets:
-                step(f"quantising {g} ({opts.engine})")
-                _quantize_into(staging, fp32, opts, g, feeds, islands)
-        rows = _judge(staging, fp32, data, ref, opts, step, graphs, islands)
+        rows = _quantize_and_judge(staging, fp32, data, ref, opts, step, graphs, islands, feeds, targets)
+        if overall(rows) == "fail" and opts.engine == "openvino" and opts.smooth_quant:
+            opts = dataclasses.replace(opts, smooth_quant=False)  # SmoothQuant only where it helps
+            step("the gates failed with SmoothQuant: quantising again without it")
+            rows = _quantize_and_judge(staging, fp32, data, ref, opts, step, graphs, islands, feeds, targets)
         verdict = overall(rows)
         if verdict == "fail":
             raise GatesFailed(_failure_line(rows, opts.out), gate_table(ref, rows, opts.rule))
@@ -180,6 +183,15 @@ def _run(opts: QuantizeOptions, fp32: Manifest, data: GateData, step: Step, star
     return QuantizeResult(
         verdict, gate_table(ref, rows, opts.rule), graphs, size, time.perf_counter() - start, warnings
     )
+
+
+def _quantize_and_judge(staging, fp32, data, ref, opts, step, graphs, islands, feeds, targets) -> list[GateRow]:
+    """Every target graph quantised into ``staging`` (image encoder first), then the gates."""
+    for g in [IMAGE_ENCODER, *[t for t in targets if t != IMAGE_ENCODER]]:
+        if g in targets:
+            step(f"quantising {g} ({opts.engine}{'' if opts.smooth_quant else ', no SmoothQuant'})")
+            _quantize_into(staging, fp32, opts, g, feeds, islands)
+    return _judge(staging, fp32, data, ref, opts, step, graphs, islands)
 
 
 def _judge(staging, fp32, data, ref, opts, step, graphs, islands) -> list[GateRow]:
