@@ -57,6 +57,8 @@ def measure_isolated(request: IsolatedRequest) -> IsolatedResult:
 
 def _load(request: IsolatedRequest) -> tuple[Any, Any]:
     """(set_vocabulary(names), segment(images)) callables for the requested backend."""
+    if request.backend in PEERS:
+        return _contender_calls(request)
     if request.backend == "torch":
         import torch
 
@@ -90,6 +92,30 @@ def _load(request: IsolatedRequest) -> tuple[Any, Any]:
         class_chunk=request.class_chunk,
     )
     return seg.set_vocabulary, seg.segment
+
+
+# The CPU torch peers and the int8 backends open through their contenders (autocast, compile, ARTIFACTS-int8).
+PEERS = frozenset({"torch-bf16", "torch-compile", "torch-compile-bf16", "ort-cpu-int8", "ov-cpu-int8"})
+
+
+def _contender_calls(request: IsolatedRequest) -> tuple[Any, Any]:
+    from pathlib import Path
+
+    from escnet_bench.contenders.registry import SPECS
+    from escnet_bench.contenders.runtime import RuntimeContender
+
+    if SPECS[request.backend].family == "runtime":
+        c: Any = RuntimeContender(request.backend, Path(request.artifacts), request.batch_size, request.class_chunk)
+    else:
+        import torch
+
+        from escnet import build_model, load_checkpoint
+        from escnet_bench.contenders.torch_eager import TorchContender
+
+        torch.manual_seed(request.seed)
+        model = load_checkpoint(request.checkpoint) if request.checkpoint else build_model(request.preset)
+        c = TorchContender(request.backend, model.eval(), class_chunk=request.class_chunk)
+    return c.set_vocabulary, lambda images: c.segment_fn(images)()
 
 
 def measure_here(raw: dict[str, Any]) -> dict[str, Any]:
