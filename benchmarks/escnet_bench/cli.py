@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -25,6 +25,11 @@ from escnet_bench.options import (
     OptionError,
     build_options,
 )
+
+if TYPE_CHECKING:
+    from escnet_runtime.progress import StepProgress
+
+    from escnet_bench.results import BenchResult
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, help="ESC-Net benchmark harness.")
 EXIT_USER_ERROR = 2
@@ -83,14 +88,16 @@ def bench(
     except OptionError as e:
         raise _fail(str(e)) from None
     logging.basicConfig(level=logging.ERROR, format="%(message)s")  # random-init notes would break the bar
+    _write(opts, _run(opts).to_dict())
+
+
+def _run(opts: BenchOptions) -> BenchResult:
+    """The reference model, the artifacts (exported when missing), then the run; a bad folder is one line."""
+    from escnet_runtime.progress import StepProgress
 
     from escnet import ESCNetInputError
     from escnet_bench.artifacts import ArtifactsError, check_artifacts, ensure_artifacts, reference_model
     from escnet_bench.contenders.registry import runtime_backends_to_run
-    from escnet_bench.inputs import synthetic_images
-    from escnet_bench.outputs import write_outputs
-    from escnet_bench.progress import BenchProgress
-    from escnet_bench.report import markdown_summary
     from escnet_bench.runner import run_benchmark
 
     try:
@@ -98,15 +105,22 @@ def bench(
         needs_artifacts = bool(runtime_backends_to_run(opts))
         if needs_artifacts:
             check_artifacts(opts)  # a folder of other weights or preset: one line, before any output
-        with BenchProgress() as progress:
+        with StepProgress("escnet-bench") as progress:
             _say_weights(opts, progress)
             if needs_artifacts:
                 exported = ensure_artifacts(opts, model, step=progress.note)
                 _print_export(exported, progress)
-            result = run_benchmark(opts, model, progress)
+            return run_benchmark(opts, model, progress)
     except (ArtifactsError, ESCNetInputError) as e:
         raise _fail(str(e)) from None
-    data = result.to_dict()
+
+
+def _write(opts: BenchOptions, data: dict[str, Any]) -> None:
+    """results.json, the summary, the plots and a sample into --out; the summary on stdout."""
+    from escnet_bench.inputs import synthetic_images
+    from escnet_bench.outputs import write_outputs
+    from escnet_bench.report import markdown_summary
+
     try:
         paths = write_outputs(data, opts.out, sample=synthetic_images(1, opts.seed)[0])
     except OSError as e:
@@ -115,7 +129,7 @@ def bench(
     typer.echo(f"\nwrote {', '.join(str(Path(p)) for p in paths)}", err=True)
 
 
-def _say_weights(opts: BenchOptions, progress: Any) -> None:
+def _say_weights(opts: BenchOptions, progress: StepProgress) -> None:
     """Once, visibly (logging is at ERROR under the bar): a random-init reference model's outputs are noise."""
     from escnet_bench.artifacts import reference_provenance
 
@@ -127,7 +141,7 @@ def _say_weights(opts: BenchOptions, progress: Any) -> None:
         )
 
 
-def _print_export(exported: Any, progress: Any) -> None:
+def _print_export(exported: Any, progress: StepProgress) -> None:
     """The on-demand export's parity table and graph sizes, as ``escnet-export onnx`` prints them."""
     if exported is None:
         return

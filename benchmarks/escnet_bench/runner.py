@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from escnet_runtime import contract as C
+from escnet_runtime.progress import StepProgress
 
 from escnet import ESCNet
 from escnet_bench.artifacts import reference_provenance, weights_source
@@ -58,16 +59,6 @@ METHODS = {
 }
 
 
-class Progress:
-    """Where the run reports its steps; the CLI draws a progress bar from it."""
-
-    def start(self, total: int) -> None:
-        """The run will take ``total`` steps."""
-
-    def step(self, description: str) -> None:
-        """One step is done; ``description`` says what runs next."""
-
-
 @dataclass
 class _Context:
     opts: BenchOptions
@@ -75,7 +66,7 @@ class _Context:
     references: dict[tuple[int, int], ReferencePoint]
     peaks: dict[tuple[str, str], PeakMatmul]
     result: BenchResult
-    progress: Progress
+    progress: StepProgress  # where the run reports its steps: start(total), then step(next) after each
 
 
 def _peak_for(ctx: _Context, device: str, precision: str) -> PeakMatmul:
@@ -207,9 +198,11 @@ def _isolated_memory(ctx: _Context, record: BackendRecord, points: list[tuple[in
             m.process_peak_rss_mib = result.peaks_mib.get(f"{m.classes},{m.batch}")
 
 
-def run_benchmark(opts: BenchOptions, model: ESCNet, progress: Progress | None = None) -> BenchResult:
-    """Run every backend of ``opts`` on every (classes, batch) point; return the results."""
-    progress = progress or Progress()
+def run_benchmark(opts: BenchOptions, model: ESCNet, progress: StepProgress | None = None) -> BenchResult:
+    """Run every backend of ``opts`` on every (classes, batch) point; return the results.
+
+    ``progress``: where the steps are reported (None: nowhere)."""
+    progress = progress or StepProgress("escnet-bench", enabled=False)
     started = time.perf_counter()
     points = [(t, b) for t in opts.classes for b in opts.batch]
     progress.start(1 + len(points) + len(opts.backends) * (2 + len(points) * STEPS_PER_POINT))

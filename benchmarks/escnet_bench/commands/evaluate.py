@@ -13,10 +13,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from escnet.evaluation import EvalResult, Predictor
 
 app = typer.Typer(add_completion=False, help="Evaluate ESC-Net (mIoU, per-class IoU, pixel accuracy).")
 
@@ -102,7 +106,6 @@ def evaluate_command(
 
     from escnet.data import DatasetError, open_dataset
     from escnet.evaluation import evaluate
-    from escnet.io_utils import atomic_path
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
@@ -111,15 +114,7 @@ def evaluate_command(
         if output is not None:
             check_output(output)
         data = open_dataset(dataset, root, limit)
-        names = data.prompt_names
-        if checkpoint is not None:
-            predictor = _torch_predictor(checkpoint, names, sliding_window, device)
-            source = str(checkpoint)
-        else:
-            if not artifacts.is_dir():
-                raise EvalUsageError(f"{artifacts}: artifacts folder not found")
-            predictor = _artifacts_predictor(artifacts, names, sliding_window, backend)
-            source = str(artifacts)
+        predictor, source = _predictor(checkpoint, artifacts, data.prompt_names, sliding_window, device, backend)
         title = f"escnet-eval {dataset}"
         with StepProgress(title, len(data), transient=True, min_interval=10, enabled=progress) as bar:
             result = evaluate(
@@ -129,32 +124,46 @@ def evaluate_command(
     except (ValueError, DatasetError, OSError, RuntimeError) as e:  # the runtime's BackendError is a RuntimeError
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
-    m = result.metrics
-    per_image = result.seconds / max(1, result.images)
-    typer.echo(
-        f"{dataset}: {result.images} images, {data.num_classes} classes, "
-        f"{'sliding window' if sliding_window else 'single view'}, {source}"
-    )
-    typer.echo(f"mIoU {100 * m.miou:.2f}  pixel acc {100 * m.pixel_accuracy:.2f}  mean acc {100 * m.mean_accuracy:.2f}")
-    typer.echo(f"{per_image:.3f} s/image")
-    if per_class:
-        for name, iou in zip(data.class_names, m.iou, strict=True):
-            typer.echo(f"  {name:<40} {'-' if math.isnan(iou) else f'{100 * iou:.2f}'}")
+    view = "sliding window" if sliding_window else "single view"
+    typer.echo(f"{dataset}: {result.images} images, {data.num_classes} classes, {view}, {source}")
+    _print_metrics(result, data.class_names if per_class else None)
     if output is not None:
-        record = {
-            "dataset": dataset,
-            "source": source,
-            "sliding_window": sliding_window,
-            "images": result.images,
-            "seconds": result.seconds,
-            **m.to_dict(data.class_names),
-        }
-        try:
-            with atomic_path(output) as tmp:
-                tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
-        except OSError as e:
-            typer.echo(f"error: cannot write {output}: {e.strerror or e}", err=True)
-            raise typer.Exit(2) from None
+        record = {"dataset": dataset, "source": source, "sliding_window": sliding_window}
+        _write_record(output, {**record, "images": result.images, "seconds": result.seconds}, result, data.class_names)
+
+
+def _predictor(
+    checkpoint: Path | None, artifacts: Path | None, names: list[str], sliding_window: bool, device: str, backend: str
+) -> tuple[Predictor, str]:
+    """(image HxWx3 uint8 -> labels HxW, what was evaluated) for --checkpoint or --artifacts."""
+    if checkpoint is not None:
+        return _torch_predictor(checkpoint, names, sliding_window, device), str(checkpoint)
+    assert artifacts is not None
+    if not artifacts.is_dir():
+        raise EvalUsageError(f"{artifacts}: artifacts folder not found")
+    return _artifacts_predictor(artifacts, names, sliding_window, backend), str(artifacts)
+
+
+def _print_metrics(result: EvalResult, per_class: Sequence[str] | None) -> None:
+    """mIoU, accuracies and seconds per image; every class's IoU when ``per_class`` names them."""
+    m = result.metrics
+    typer.echo(f"mIoU {100 * m.miou:.2f}  pixel acc {100 * m.pixel_accuracy:.2f}  mean acc {100 * m.mean_accuracy:.2f}")
+    typer.echo(f"{result.seconds / max(1, result.images):.3f} s/image")
+    if per_class is not None:
+        for name, iou in zip(per_class, m.iou, strict=True):
+            typer.echo(f"  {name:<40} {'-' if math.isnan(iou) else f'{100 * iou:.2f}'}")
+
+
+def _write_record(output: Path, record: dict[str, Any], result: EvalResult, class_names: Sequence[str]) -> None:
+    """The run and its metrics (per-class IoU included) as JSON, written atomically."""
+    from escnet.io_utils import atomic_path
+
+    try:
+        with atomic_path(output) as tmp:
+            tmp.write_text(json.dumps({**record, **result.metrics.to_dict(class_names)}, indent=2), encoding="utf-8")
+    except OSError as e:
+        typer.echo(f"error: cannot write {output}: {e.strerror or e}", err=True)
+        raise typer.Exit(2) from None
 
 
 def main() -> None:
