@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from escnet_runtime.contract import SCORE_LSE_PART, SCORES_OUT
 
+ISLAND_RULE = "islands-2"  # bump when the rule below changes what it selects (compiled-model cache key)
+
 DECISION_OPS: frozenset[str] = frozenset(
     {"ArgMax", "ArgMin", "TopK", "Round", "Floor", "Ceil", "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "Equal"}
 )

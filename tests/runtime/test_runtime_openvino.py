@@ -134,17 +134,17 @@ def test_bf16_islands_run_f32_and_the_bulk_bf16(artifacts, tmp_path):
                 assert kept and all(p == "f32" for _, p in kept), (graph, kept)
             bulk = [(n, p) for n, kind, p in rows if kind in BULK and n not in islands]
             assert bulk and all(p == "bf16" for _, p in bulk), (graph, [b for b in bulk if b[1] != "bf16"])
+    blobs = sorted((tmp_path / "ov").glob("*.blob"))
     with _segmenter(artifacts, tmp_path, "ov-cpu-bf16") as cached:  # imported from the cache
         for graph in cached.manifest.graphs:
             rows = cached.backend.node_precisions(graph)
             assert _precisions(rows, set(cached.backend.f32_islands[graph])) == seen[graph], graph
+    assert sorted((tmp_path / "ov").glob("*.blob")) == blobs  # every graph read back, none compiled again
 
 
 def _precisions(rows, islands) -> tuple:
-    """What a compiled graph runs in: (layer type, precision) counts, of all nodes and of the
-    island's (by count: nodes the ONNX front end makes are named anew on every read)."""
-    everything = Counter((kind, p) for _, kind, p in rows)
-    return everything, Counter((kind, p) for n, kind, p in rows if n in islands)
+    """What a compiled graph runs in: (layer type, precision) counts, and each island node's."""
+    return Counter((kind, p) for _, kind, p in rows), {n: p for n, _, p in rows if n in islands}
 
 
 def test_ov_cpu_marks_no_islands(artifacts, tmp_path):

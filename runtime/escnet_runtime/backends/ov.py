@@ -35,13 +35,14 @@ import numpy as np
 
 from escnet_runtime.backends.base import Backend
 from escnet_runtime.backends.ov_cache import CompiledModelCache, entry_key
-from escnet_runtime.backends.ov_islands import with_f32_islands
+from escnet_runtime.backends.ov_islands import mark_f32_islands, through_ir
 from escnet_runtime.backends.ov_requests import RequestPool
 from escnet_runtime.contract import IMAGE_ENCODER, TEXT_ENCODER, GraphSpec
 from escnet_runtime.errors import BackendError
 from escnet_runtime.graph_files import verified_graph
 from escnet_runtime.heap import trim_heap
 from escnet_runtime.manifest import Manifest
+from escnet_runtime.precision_rule import ISLAND_RULE
 
 OV_PRECISIONS = {"ov-cpu": "f32", "ov-cpu-bf16": "bf16"}
 PerformanceHint = Literal["LATENCY", "THROUGHPUT"]
@@ -199,12 +200,12 @@ class OvBackend(Backend):
         spec = self.manifest.graphs[graph]
         model = self._read(graph)
         precision = OV_PRECISIONS[self.name]
-        islands: tuple[str, ...] = ()
-        if precision != "f32":
-            model, names = with_f32_islands(self.ov, self.core, model)
-            islands = tuple(names)
+        islands = tuple(mark_f32_islands(model)) if precision != "f32" else ()
         config = self.options.config(precision)
-        key = entry_key({"graph": self.graph_sha256(graph), "config": config, "islands": islands, **self._device()})
+        # the islands follow from the graph and the rule: its version and their count identify them
+        # (names the ONNX front end makes are new on every read)
+        marks = [ISLAND_RULE, len(islands)]
+        key = entry_key({"graph": self.graph_sha256(graph), "config": config, "islands": marks, **self._device()})
         self.graph_precision[graph], self.f32_islands[graph] = precision, islands
         blob = self.cache.load(key, _max_blob_bytes(self.folder, spec.file)) if self.cache else None
         if blob is not None:
@@ -213,7 +214,9 @@ class OvBackend(Backend):
             except Exception as e:
                 self.cache.damaged(key, f"OpenVINO could not import it: {_first(e)}")
         try:
-            compiled = self.core.compile_model(model, "CPU", config)
+            compiled = self.core.compile_model(
+                through_ir(self.ov, self.core, model) if islands else model, "CPU", config
+            )
         except Exception as e:
             raise BackendError(
                 f"{spec.file}: OpenVINO could not compile it ({type(e).__name__}: {_first(e)})"

@@ -17,6 +17,7 @@ on the compiled model says which island nodes still run in bf16 (docs/precision.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -92,19 +93,19 @@ def f32_islands(model: Any) -> list[Any]:
 def mark_f32_islands(model: Any) -> list[str]:
     """Mark ``model``'s f32 islands with ``precise_0``; returns their names in graph order."""
     nodes = f32_islands(model)
-    for node in nodes:
+    for i, node in enumerate(nodes):
         node.get_rt_info()[PRECISE] = ""
+        kind = node.get_type_name()
+        if re.fullmatch(rf"{kind}_\d+", node.get_friendly_name()):  # named from a counter of the process
+            node.set_friendly_name(f"{kind}_island_{i}")  # the same on every read, cached or not
     return [node.get_friendly_name() for node in nodes]
 
 
-def with_f32_islands(ov: Any, core: Any, model: Any) -> tuple[Any, list[str]]:
-    """(the model to compile under a bf16 hint, its island node names): ``model`` marked and
-    passed through IR so that the plugin sees the attribute; ``model`` itself when it has none."""
-    names = mark_f32_islands(model)
-    if not names:
-        return model, names
-    with tempfile.TemporaryDirectory(prefix="escnet-ov-") as folder:  # 0700, removed at once
+def through_ir(ov: Any, core: Any, model: Any) -> Any:
+    """``model`` written to IR and read back: the island marks become the attribute the CPU
+    plugin acts on. The IR goes through a private temporary folder, removed at once."""
+    with tempfile.TemporaryDirectory(prefix="escnet-ov-") as folder:  # 0700
         xml, weights = Path(folder) / "model.xml", Path(folder) / "model.bin"
         ov.serialize(model, str(xml), str(weights))
         text, data = xml.read_bytes(), np.fromfile(weights, dtype=np.uint8)
-    return core.read_model(text, ov.Tensor(data)), names
+    return core.read_model(text, ov.Tensor(data))
