@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 REFERENCE = "torch"
-# ESC-Net ViT-B throughput as published (images/s by class count), quoted by issue 5; measured on the
+# ESC-Net ViT-B throughput as published in the paper (images/s by class count); measured on the
 # paper's GPU, not this machine's: compare the shape of the curve, not the absolute numbers.
 PUBLISHED_VIT_B = {19: 15.0, 58: 9.9, 150: 5.1}
 
@@ -37,6 +37,12 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return lines
+
+
+def _times(timing_row: dict[str, Any]) -> tuple[str, str, str]:
+    """The median, p90 and p99 cells (ms) of one timing row."""
+    t = timing_row["timing"]
+    return _fmt(t["median_ms"]), _fmt(t["p90_ms"]), _fmt(t["p99_ms"])
 
 
 def _index(rows: list[dict[str, Any]], *keys: str) -> dict[tuple[Any, ...], dict[str, Any]]:
@@ -141,9 +147,7 @@ def _end_to_end(data: dict[str, Any]) -> list[str]:
                 t["backend"],
                 t["classes"],
                 t["batch"],
-                _fmt(t["timing"]["median_ms"]),
-                _fmt(t["timing"]["p90_ms"]),
-                _fmt(t["timing"]["p99_ms"]),
+                *_times(t),
                 _fmt(in_graphs),
                 _other(other),
                 _fmt(t["timing"]["throughput"], 2),
@@ -191,9 +195,7 @@ def _graphs(data: dict[str, Any]) -> list[str]:
                 t["classes"],
                 t["batch"],
                 t["stage"],
-                _fmt(t["timing"]["median_ms"]),
-                _fmt(t["timing"]["p90_ms"]),
-                _fmt(t["timing"]["p99_ms"]),
+                *_times(t),
                 _fmt(t["gflops"], 2),
                 _util(t["utilisation_pct"]),
                 _fmt(max((p["max_abs"] for p in ps), default=None), 6),

@@ -8,12 +8,19 @@ child process that fails mid-run is one line and exit code 1.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from escnet_runtime.cli_usage import CliError, run_app
 
 from escnet_bench.child import ChildError
 from escnet_bench.options import MAX_CLASSES, RUNTIME_BACKENDS, OptionError, parse_int_list
+
+# The arguments several probes take, declared once.
+ArtifactsArgument = Annotated[Path, typer.Argument(help="An exported artifacts folder.")]
+ArtifactsOption = Annotated[Path, typer.Option("--artifacts", help="An exported artifacts folder.")]
+ClassesFile = Annotated[Path, typer.Option("--classes-file", help="Class names, one per line.")]
+Classes = Annotated[int, typer.Option("--classes", min=1, max=MAX_CLASSES, help="Class names embedded (T).")]
 
 
 def probe_app(doc: str) -> typer.Typer:

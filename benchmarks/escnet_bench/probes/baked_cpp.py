@@ -31,7 +31,16 @@ from typing import Annotated, Any
 import typer
 
 from escnet_bench.child import ChildError, run_function, run_program
-from escnet_bench.probes.arguments import bad, check_artifacts, check_counts, failed, probe_app, run_probe
+from escnet_bench.probes.arguments import (
+    ArtifactsOption,
+    ClassesFile,
+    bad,
+    check_artifacts,
+    check_counts,
+    failed,
+    probe_app,
+    run_probe,
+)
 
 app = probe_app(__doc__)
 GIB = 1024.0  # MiB per GiB
@@ -191,9 +200,9 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
 @app.command(help=__doc__)
 def baked_cpp(
-    artifacts: Annotated[Path, typer.Option(help="An exported artifacts folder.")],
+    artifacts: ArtifactsOption,
     image: Annotated[Path, typer.Option(help="The image every runtime segments.")],
-    classes_file: Annotated[Path, typer.Option(help="Class names, one per line; count N uses the first N.")],
+    classes_file: ClassesFile,  # count N uses the first N names
     counts: Annotated[str, typer.Option(help="Comma-separated class counts.")] = "20,150,847",
     baked: Annotated[str, typer.Option(help="COUNT=FOLDER,...: baked folders of the first COUNT classes.")] = "",
     cpp_tool: Annotated[Path | None, typer.Option(help="escnet-segment-cpp, to time the C++ runtime.")] = None,

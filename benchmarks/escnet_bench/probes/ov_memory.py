@@ -19,8 +19,7 @@ from typing import Annotated
 import typer
 
 from escnet_bench.child import ChildError, run_function
-from escnet_bench.options import MAX_CLASSES
-from escnet_bench.probes.arguments import check_artifacts, failed, probe_app, run_probe
+from escnet_bench.probes.arguments import ArtifactsArgument, Classes, check_artifacts, failed, probe_app, run_probe
 
 CASES = [("ort-cpu", "-"), ("ov-cpu", "steps"), ("ov-cpu", "encoders"), ("ov-cpu", "all")]
 
@@ -77,8 +76,8 @@ def _table(runs: dict[tuple[str, str], list[dict[str, float]]]) -> list[str]:
 
 @app.command(help=__doc__)
 def ov_memory(
-    artifacts: Annotated[Path, typer.Argument(help="An exported artifacts folder.")],
-    classes: Annotated[int, typer.Option(min=1, max=MAX_CLASSES, help="Class names embedded (T).")] = 150,
+    artifacts: ArtifactsArgument,
+    classes: Classes = 150,
     rounds: Annotated[int, typer.Option(min=1, help="Rounds over every case; medians are taken over them.")] = 2,
 ) -> None:
     """OpenVINO's peak memory and time beside ONNX Runtime's, per release_memory case."""

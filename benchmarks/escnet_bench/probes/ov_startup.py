@@ -20,8 +20,15 @@ from typing import Annotated
 import typer
 
 from escnet_bench.child import ChildError, run_function
-from escnet_bench.options import MAX_CLASSES
-from escnet_bench.probes.arguments import check_artifacts, check_backends, failed, probe_app, run_probe
+from escnet_bench.probes.arguments import (
+    ArtifactsArgument,
+    Classes,
+    check_artifacts,
+    check_backends,
+    failed,
+    probe_app,
+    run_probe,
+)
 
 app = probe_app(__doc__)
 
@@ -66,11 +73,11 @@ def _backend_rows(artifacts: Path, backend: str, classes: int) -> list[str]:
 
 @app.command(help=__doc__)
 def ov_startup(
-    artifacts: Annotated[Path, typer.Argument(help="An exported artifacts folder.")],
+    artifacts: ArtifactsArgument,
     backends: Annotated[
         str, typer.Option(help="Comma-separated escnet_runtime backends, one after another.")
     ] = "ort-cpu,ov-cpu,ov-cpu-bf16",
-    classes: Annotated[int, typer.Option(min=1, max=MAX_CLASSES, help="Class names embedded (T).")] = 150,
+    classes: Classes = 150,
 ) -> None:
     names = check_backends(backends)
     check_artifacts(artifacts)
