@@ -1,8 +1,8 @@
 """The run's options, parsed and checked before any work: a bad value is one line, exit 2.
 
-Defaults keep ``escnet-bench`` with no flags as short as a meaningful run can be (what it does
-and how long it takes: ``DEFAULTS_RATIONALE``, shown by ``--help``); the full sweep of the design
-card (20, 59, 150, 459, 847 classes; batch 1, 2, 4) is one flag away.
+Defaults keep ``escnet-bench`` with no flags as short as a meaningful run can be (what it does:
+``DEFAULTS_RATIONALE``, shown by ``--help``); the full sweep (20, 59, 150, 459, 847 classes;
+batch 1, 2, 4) is one flag away.
 """
 
 from __future__ import annotations
@@ -41,10 +41,10 @@ DEFAULTS_RATIONALE = (
     "and the decoder's step graphs, checked against PyTorch; the longest part), then benchmark every backend "
     "(those this machine lacks are reported as skipped) at 10 and 20 classes, batch 1: 1 warm-up, then --iters "
     "auto (2 to 10 timed runs, stopping after about 5 s per figure), plus each CPU backend's peak memory in a "
-    "fresh process. On a 2-core CPU that took about 5 min on a quiet machine and 13.5 min under load, and "
-    "1 h 48 min (export 59 min) with load average 18-26 on the 2 cores. Two class "
-    "counts are the fewest that give a per-class cost fit. Use --classes 20,59,150,459,847 --batch 1,2,4 for "
-    "the full sweep (far longer: one vit-b16 decoder forward at 150 classes takes seconds here)."
+    "fresh process. On a 2-core CPU that takes minutes, the export first far longer (measured times: "
+    "docs/benchmarks.md). Two class counts are the fewest that give a per-class cost fit. Use "
+    "--classes 20,59,150,459,847 --batch 1,2,4 for the full sweep (far longer: one vit-b16 decoder forward at "
+    "150 classes takes seconds on such a CPU)."
 )
 
 
