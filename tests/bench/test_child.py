@@ -66,3 +66,11 @@ def test_program_exit_code_output_and_peak():
 def test_a_child_past_its_time_is_stopped():
     with pytest.raises(ChildError, match="ran past 0.5 s"):
         run_program([sys.executable, "-c", "import time; time.sleep(30)"], timeout_s=0.5)
+
+
+def test_the_parents_memory_is_not_counted():
+    """A program exec'd straight from a large process inherits its high-water; the helper's figure does not."""
+    held = hold_mib(300)  # this test process's RSS high-water is now above 300 MiB
+    run = run_program(["true"])
+    assert held == 300 * MIB and run.returncode == 0
+    assert run.peak_rss_mib is not None and run.peak_rss_mib < 100
