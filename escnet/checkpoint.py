@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 
 from .config import ESCNetConfig, config_to_dict
 from .config_check import config_from_dict
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigError
 from .io_utils import atomic_path
 from .modeling.model import ESCNet
 from .state_dict import load_strict, raise_on_report, shape_report
@@ -78,6 +78,8 @@ def checkpoint_config(path: str | Path, meta: dict[str, str]) -> ESCNetConfig:
         return config_from_dict(json.loads(meta["config"]))
     except KeyError:
         raise CheckpointError(f"{path}: checkpoint metadata has no model config") from None
+    except ConfigError as e:  # readable, but refused: types, ranges, sizes or cost
+        raise CheckpointError(f"{path}: checkpoint {str(e).splitlines()[0][:300]}") from None
     except (ValueError, TypeError, RecursionError) as e:  # json.JSONDecodeError and ConfigError are ValueErrors
         raise CheckpointError(f"{path}: checkpoint config is unreadable: {str(e).splitlines()[0][:300]}") from None
 

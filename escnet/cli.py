@@ -11,19 +11,28 @@ app = typer.Typer(add_completion=False, help="ESC-Net model information.")
 
 PAPER_GFLOPS = 2203.5  # ESC-Net (ViT-B, paper, second-hand): GFLOPs of one inference
 PAPER_CATSEG_GFLOPS = 2121.1  # CAT-Seg, the same source
+# FLOPs are counted class chunk by class chunk on a meta-device twin: ~10-30 ms a class on a CPU, so
+# 4096 classes take one to two minutes.
+MAX_CLASSES = 4096
+MAX_ROUNDS = 100
+# The timed eager forwards' work, estimated before they start: 100 TFLOPs is ~17 min at 100 GFLOP/s
+# (vit-b16's default, 150 classes and 3 rounds, is ~5.2).
+MAX_FORWARD_TFLOPS = 100.0
 
 
 @app.command()
 def info(
     preset: str = typer.Option("vit-b16", help="Model preset: vit-b16, vit-l14 or tiny."),
-    classes: int = typer.Option(150, min=1, help="Number of class names."),
+    classes: int = typer.Option(150, min=1, max=MAX_CLASSES, help="Number of class names."),
     forward: bool = typer.Option(True, help="Also time eager CPU forwards at this class count."),
-    rounds: int = typer.Option(3, min=1, help="Timed rounds of the forward comparison (after one warm-up)."),
+    rounds: int = typer.Option(
+        3, min=1, max=MAX_ROUNDS, help="Timed rounds of the forward comparison (after one warm-up)."
+    ),
 ) -> None:
     """Print parameters and GFLOPs per graph (single view and sliding window)."""
 
     from . import build_model
-    from .flops import catseg_costs, graph_costs, total_gflops
+    from .flops import catseg_costs, forward_gflops_estimate, graph_costs, total_gflops
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
@@ -31,6 +40,14 @@ def info(
     except ValueError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
+    if forward and (tflops := forward_gflops_estimate(model, classes, rounds) / 1000) > MAX_FORWARD_TFLOPS:
+        typer.echo(
+            f"error: the timed forwards ({preset}, --classes {classes}, --rounds {rounds}) would compute about "
+            f"{tflops:.0f} TFLOPs, over the {MAX_FORWARD_TFLOPS:.0f} TFLOPs limit; pass --no-forward, or fewer "
+            "--classes or --rounds",
+            err=True,
+        )
+        raise typer.Exit(2)
     costs = graph_costs(model, classes)
     cat = catseg_costs(model, costs, classes)
     c = model.config

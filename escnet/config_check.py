@@ -3,8 +3,9 @@ and :func:`config_from_dict`, which rebuilds a config from JSON values and check
 
 A config read from a checkpoint is untrusted input: ``vision_width=-5`` must not reach
 ``nn.Linear`` (a negative-dimension traceback) and ``vision_layers=10**9`` must not start
-building layers. Upper bounds are far beyond any CLIP (ViT-bigG is 1664 wide, 48 deep) and
-only stop absurd values.
+building layers. Upper bounds of sizes are far beyond any CLIP (ViT-bigG is 1664 wide, 48 deep)
+and only stop absurd values; fields that cost work without weights are bounded by that cost
+(``config_limits``).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from .config import ClipConfig, ESCNetConfig, FusionConfig, PromptConfig, SamConfig
+from .config_limits import MAX_KMEANS_ITERS, MAX_REGIONS, MAX_TEMPLATES, cost_problems
 from .errors import ConfigError
 
 MAX_WIDTH = 16384  # any channel count
 MAX_DEPTH = 256  # any layer count, ESC blocks included
-MAX_COUNT = 1_000_000  # vocabulary size, k-means iterations, rank levels, templates, class chunk
+MAX_COUNT = 1_000_000  # vocabulary size, rank levels, class chunk
 MAX_IMAGE = 8192  # image_size, context_length, patch and window sides
 _SHOW = 3  # problems named in one error
 
@@ -140,23 +142,34 @@ _BOUNDS = {
     **dict.fromkeys(("sam.mask_in_chans", "fusion.text_guidance_dim"), MAX_WIDTH),
     **dict.fromkeys(("fusion.swin_heads", "fusion.class_heads"), MAX_WIDTH),
     "fusion.swin_depth": MAX_DEPTH,
-    **dict.fromkeys(("clip.vocab_size", "prompt.num_regions", "prompt.kmeans_iters", "prompt.rank_levels"), MAX_COUNT),
+    **dict.fromkeys(("clip.vocab_size", "prompt.rank_levels"), MAX_COUNT),
+    "prompt.num_regions": MAX_REGIONS,
+    "prompt.kmeans_iters": MAX_KMEANS_ITERS,
 }  # dotted field -> largest accepted value (the smallest is 1)
 
 
 def _value_problems(c: ESCNetConfig) -> Iterator[str]:
+    """Ranges first; sizes are compared (and costs estimated) only when every range holds."""
+    problems = list(_range_problems(c))
+    if not problems:
+        problems = list(_consistency_problems(c))
+    if not problems:
+        problems = list(cost_problems(c))
+    return iter(problems)
+
+
+def _range_problems(c: ESCNetConfig) -> Iterator[str]:
     values = {name: _field(c, name) for name in _BOUNDS}
     bounds = dict(_BOUNDS)
     for i in range(2):
         for name in ("guidance_dims", "decoder_guidance_dims", "decoder_dims"):
             values[f"{name}[{i}]"], bounds[f"{name}[{i}]"] = getattr(c, name)[i], MAX_WIDTH
-    values["templates (count)"], bounds["templates (count)"] = len(c.templates), MAX_COUNT
+    values["templates (count)"], bounds["templates (count)"] = len(c.templates), MAX_TEMPLATES
     if c.class_chunk is not None:
         values["class_chunk"], bounds["class_chunk"] = c.class_chunk, MAX_COUNT
     for name, value in values.items():
         if not 1 <= value <= bounds[name]:
             yield f"{name} = {value} is not in 1..{bounds[name]}"
-    yield from _consistency_problems(c)
 
 
 def _field(config: ESCNetConfig, dotted: str) -> Any:
@@ -194,5 +207,7 @@ def _consistency_problems(c: ESCNetConfig) -> Iterator[str]:
         yield f"prompt.temperature = {prompt.temperature} is not in (0, 1e6]"
     if not 0 <= fusion.shift < fusion.window:
         yield f"fusion.shift = {fusion.shift} is not in 0..window-1 ({fusion.window - 1})"
+    if not 0.0 < prompt.mask_prob_eps < 0.5:
+        yield f"prompt.mask_prob_eps = {prompt.mask_prob_eps} is not in (0, 0.5)"
     if not 0.0 < fusion.mlp_ratio <= 64:
         yield f"fusion.mlp_ratio = {fusion.mlp_ratio} is not in (0, 64]"

@@ -89,3 +89,23 @@ def total_gflops(costs: list[GraphCost], sliding_window: bool) -> float:
     views = SLIDING_VIEWS if sliding_window else 1
     by = {c.graph: c.gflops for c in costs}
     return views * (by["image_encoder"] + by["decoder"]) + by["text_encoder"]
+
+
+def forward_gflops_estimate(model: ESCNet, num_classes: int, rounds: int) -> float:
+    """GFLOPs of ``escnet-info``'s timed forwards, estimated before they run: the text encoder once,
+    then ``rounds`` + 1 (the warm-up) rounds of the image encoder and both decoders, each side.
+
+    Counted at 1 and 2 classes and extended linearly in the class count (the decoders' cost is
+    linear in it, plus a few per-chunk terms: within a few percent), so the estimate costs the
+    same at any class count.
+    """
+    one, two = graph_costs(model, 1), graph_costs(model, 2)
+    cat_one, cat_two = catseg_costs(model, one, 1), catseg_costs(model, two, 2)
+
+    def at(a: list[GraphCost], b: list[GraphCost], graph: str) -> float:
+        low, high = next(c.gflops for c in a if c.graph == graph), next(c.gflops for c in b if c.graph == graph)
+        return low + (num_classes - 1) * (high - low)
+
+    image, text = at(one, two, "image_encoder"), at(one, two, "text_encoder")
+    decoders = at(one, two, "decoder") + at(cat_one, cat_two, "decoder")
+    return text + (rounds + 1) * (2 * image + decoders)

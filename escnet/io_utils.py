@@ -1,6 +1,6 @@
 """Atomic file writing: a reader never sees a half-written file."""
 
-# Twin of escnet_runtime.fileio, kept alike: escnet and the runtime may not import each other.
+# Twin of escnet_runtime.fileio (plus a chmod for writers that replace the file): the two may not import each other.
 
 from __future__ import annotations
 
@@ -36,17 +36,20 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; renamed onto ``path`` only on success.
 
     On any error the temporary file is removed and ``path`` is left as it was. The file gets
-    the umask's permissions (mkstemp alone would leave it 0600), like a plain open().
+    the umask's permissions (mkstemp alone would leave it 0600), like a plain open(), while it is
+    written and after it, also when the writer replaced it with a file of its own.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    mode = file_mode()
     try:
         try:
-            os.fchmod(fd, file_mode())
+            os.fchmod(fd, mode)
         finally:
             os.close(fd)
         yield Path(tmp)
+        os.chmod(tmp, mode)  # a writer may have replaced the file (safetensors' save_file does: 0600)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -45,6 +45,20 @@ def test_atomic_files_get_the_same_mode(tmp_path: Path, umask: int) -> None:
     assert modes[0] == modes[1] == 0o666 & ~umask
 
 
+def test_escnet_keeps_the_mode_when_the_writer_replaces_the_file(tmp_path: Path, umask: int) -> None:
+    """safetensors' save_file writes a new file (mode 0600) over the temporary path: escnet's checkpoints
+    still get the umask's mode (the runtime writes no safetensors through its atomic_path)."""
+    import torch
+    from safetensors.torch import save_file
+
+    target = tmp_path / "w.safetensors"
+    with io_utils.atomic_path(target) as tmp:
+        inode = tmp.stat().st_ino
+        save_file({"x": torch.zeros(1)}, str(tmp))
+        replaced = tmp.stat().st_ino != inode
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask, "replaced" if replaced else "in place"
+
+
 def test_a_failed_write_keeps_the_old_file_in_both(tmp_path: Path) -> None:
     for name, atomic_path in (("escnet", io_utils.atomic_path), ("runtime", fileio.atomic_path)):
         target = tmp_path / f"{name}.txt"
