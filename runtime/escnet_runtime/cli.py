@@ -31,7 +31,7 @@ from escnet_runtime.manifest import ManifestError
 from escnet_runtime.options import check_writable_folder
 from escnet_runtime.output_rules import WriteRules, is_own_vocabulary
 from escnet_runtime.outputs import OutputPaths, write_outputs
-from escnet_runtime.vocabulary import ClassNameTruncatedWarning, parse_class_list
+from escnet_runtime.vocabulary import ClassNameTruncatedWarning, check_class_names, parse_class_list
 
 if TYPE_CHECKING:
     from escnet_runtime.segmenter import Segmenter
@@ -138,7 +138,7 @@ def _ov_options(backend: str, ov_cache: str | None) -> dict[str, object]:
 
 def _plan(opts: SegmentOptions) -> tuple[list[str], list[Path], list[OutputPaths], dict[str, object]]:
     """Every check that needs no model: classes, images, options, where outputs go."""
-    names = read_classes(opts.classes, opts.classes_file)
+    names = check_class_names(read_classes(opts.classes, opts.classes_file))
     images = expand_images(opts.images)  # folders, globs and "-" (paths on stdin) -> files
     if not images and not opts.precompute:
         raise InputError("no images given (or use --precompute to only fill the text-embedding cache)")

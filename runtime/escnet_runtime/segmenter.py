@@ -112,7 +112,7 @@ class Segmenter:
             class_chunk = positive_int("class_chunk", class_chunk)
         cache_path = path_option("cache_dir", cache_dir)
         for name, flag in (("disk_cache", disk_cache), ("verify", verify)):
-            if not isinstance(flag, bool):
+            if not isinstance(flag, bool | np.bool_):
                 raise InputError(f"{name} must be True or False, got {flag!r} ({kind(flag)})")
         check_backend_options(backend_options)
         self.folder = Path(artifacts)

@@ -132,4 +132,4 @@ def test_a_template_that_fills_the_context_is_refused(artifacts, tmp_path):
     _one_line(caught.value, "templates[0]", "alone is longer than CLIP's context")
     result = _cli(copy, tmp_path, "--classes", "cat")
     _refused(result, "templates[0]")
-    assert "class name" not in result.stderr  # the names are not blamed
+    assert "class name 'cat'" not in result.stderr  # the names are not blamed
