@@ -194,6 +194,7 @@ def run(opts: SegmentOptions) -> int:
         disk_cache=opts.disk_cache,
         batch_size=opts.batch_size,
         class_chunk=opts.class_chunk,
+        max_pixels=opts.max_pixels,
         **backend_options,
     ) as seg:
         notice = seg.manifest.weights_provenance().notice()
