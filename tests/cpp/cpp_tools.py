@@ -24,12 +24,13 @@ def cmake_configure_args(build: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-def build_tree(build: Path, *extra: str) -> Path:
-    """Configure and build runtime/cpp into ``build``; assert both steps pass."""
+def build_tree(build: Path, *extra: str, targets: tuple[str, ...] = ()) -> Path:
+    """Configure and build runtime/cpp into ``build`` (only ``targets`` when given); assert both pass."""
     cmake = shutil.which("cmake")
     assert cmake, "cmake is needed to build runtime/cpp (pip install cmake, or the system's)"
     jobs = str(os.cpu_count() or 2)
-    for cmd in ([cmake, *cmake_configure_args(build, *extra)], [cmake, "--build", str(build), "-j", jobs]):
+    only = ["--target", *targets] if targets else []
+    for cmd in ([cmake, *cmake_configure_args(build, *extra)], [cmake, "--build", str(build), "-j", jobs, *only]):
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
         assert proc.returncode == 0, f"{' '.join(cmd[:3])}: {proc.stdout[-3000:]}{proc.stderr[-3000:]}"
     return build

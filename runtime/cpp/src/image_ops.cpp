@@ -91,10 +91,11 @@ std::vector<float> image_view(const uint8_t* rgb, int height, int width, std::si
   return resize_bilinear(planes.data(), 3, height, width, pre.image_size, pre.image_size);
 }
 
-LabelAccumulator::LabelAccumulator(int image_size, int height, int width)
+LabelAccumulator::LabelAccumulator(int image_size, int height, int width, float* scores)
     : size_(image_size),
       height_(height),
       width_(width),
+      scores_(scores),
       best_(static_cast<std::size_t>(height) * width),
       labels_(static_cast<std::size_t>(height) * width, 0) {}
 
@@ -102,6 +103,7 @@ void LabelAccumulator::add(int32_t index, const float* logits, int side) {
   std::vector<float> probs = resize_bilinear(logits, 1, side, side, size_, size_);  // (S, S)
   for (float& v : probs) v = sigmoid(v);
   const std::vector<float> up = resize_bilinear(probs.data(), 1, size_, size_, height_, width_);
+  if (scores_) std::copy(up.begin(), up.end(), scores_ + static_cast<std::size_t>(index) * up.size());
   if (first_) {
     best_ = up;
     first_ = false;

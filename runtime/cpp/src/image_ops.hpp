@@ -22,12 +22,14 @@ std::vector<float> image_view(const uint8_t* rgb, int height, int width, std::si
 // the first maximum over classes wins (a NaN wins over any number, as in numpy / torch).
 class LabelAccumulator {
  public:
-  LabelAccumulator(int image_size, int height, int width);
+  // scores: when not null, (classes, height, width) floats receiving each class's probabilities.
+  LabelAccumulator(int image_size, int height, int width, float* scores = nullptr);
   void add(int32_t index, const float* logits, int side);
   std::vector<int32_t> take() { return std::move(labels_); }
 
  private:
   int size_, height_, width_;
+  float* scores_;
   bool first_ = true;
   std::vector<float> best_;
   std::vector<int32_t> labels_;

@@ -60,14 +60,17 @@ struct Segmenter::Impl {
     return vocabulary;
   }
 
-  Labels segment_steps(const Vocabulary& v, const uint8_t* rgb, int height, int width, std::size_t stride) const {
+  Labels segment_steps(const Vocabulary& v, const uint8_t* rgb, int height, int width, std::size_t stride,
+                       bool with_scores) const {
     const Preprocess& pre = folder.manifest().preprocess;
     const int s = pre.image_size;
     Tensor image{{1, 3, s, s}, image_view(rgb, height, width, stride, pre)};
     const Outputs features = engine->run(names::kImageEncoder, {{names::kImage, &image}});
     const auto classes = static_cast<int64_t>(v.names.size());
     const std::vector<Tensor> logits = (*decoder)(features, v.embeddings, classes, templates, dim, chunk);
-    LabelAccumulator labels(s, height, width);
+    Labels result{height, width, {}, {}};
+    if (with_scores) result.scores.resize(static_cast<std::size_t>(classes) * height * width);
+    LabelAccumulator labels(s, height, width, with_scores ? result.scores.data() : nullptr);
     int32_t index = 0;
     for (const Tensor& part : logits) {  // (1, Tc, side, side)
       const int side = static_cast<int>(part.shape.at(3));
@@ -75,7 +78,8 @@ struct Segmenter::Impl {
         labels.add(index, part.data.data() + c * side * side, side);
       }
     }
-    return Labels{height, width, labels.take()};
+    result.data = labels.take();
+    return result;
   }
 
   Labels segment_baked(const uint8_t* rgb, int height, int width, std::size_t stride) const {
@@ -87,7 +91,7 @@ struct Segmenter::Impl {
       for (int y = 0; y < height; ++y) std::copy_n(rgb + y * stride, row, packed.data() + y * row);
     }
     BakedOutputs out = engine->run_baked(kSegmenter, packed.empty() ? rgb : packed.data(), height, width, classes);
-    return Labels{height, width, std::move(out.labels)};
+    return Labels{height, width, std::move(out.labels), {}};
   }
 };
 
@@ -112,7 +116,7 @@ void Segmenter::set_vocabulary(const std::string& vocabulary_file) {
   impl_->vocabulary = std::move(v);
 }
 
-Labels Segmenter::segment(const uint8_t* rgb, int height, int width, std::size_t stride) const {
+Labels Segmenter::segment(const uint8_t* rgb, int height, int width, std::size_t stride, bool with_scores) const {
   if (rgb == nullptr) throw Error("image pointer is null");
   if (height < 1 || width < 1 || height > kMaxSide || width > kMaxSide) {
     throw Error("image is " + std::to_string(height) + "x" + std::to_string(width) + "; expected 1.." +
@@ -122,8 +126,15 @@ Labels Segmenter::segment(const uint8_t* rgb, int height, int width, std::size_t
     throw Error("row stride " + std::to_string(stride) + " is shorter than a row of " + std::to_string(width) + " RGB pixels");
   }
   const auto vocabulary = impl_->current();
-  if (impl_->folder.manifest().baked) return impl_->segment_baked(rgb, height, width, stride);
-  return impl_->segment_steps(*vocabulary, rgb, height, width, stride);
+  if (impl_->folder.manifest().baked) {
+    if (with_scores) throw Error("scores at the image's size need an artifacts folder; a baked graph gives them at its own resolution");
+    return impl_->segment_baked(rgb, height, width, stride);
+  }
+  if (with_scores && vocabulary->names.size() * uint64_t(height) * uint64_t(width) > (uint64_t(1) << 31)) {
+    throw Error("scores for " + std::to_string(vocabulary->names.size()) + " classes at " + std::to_string(height) + "x" +
+                std::to_string(width) + " would take over 8 GiB; ask for labels only, or a smaller image");
+  }
+  return impl_->segment_steps(*vocabulary, rgb, height, width, stride, with_scores);
 }
 
 std::vector<std::string> Segmenter::class_names() const {

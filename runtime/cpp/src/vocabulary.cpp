@@ -150,7 +150,10 @@ json metadata_of(const json& header) {
   return meta;
 }
 
-Vocabulary parse(const std::vector<char>& bytes, const Manifest& manifest, const std::string& encoder_sha, int64_t templates, int64_t dim) {
+}  // namespace
+
+Vocabulary parse_vocabulary(const std::vector<char>& bytes, const Manifest& manifest, const std::string& encoder_sha,
+                            int64_t templates, int64_t dim) {
   uint64_t n = 0;
   const json header = header_of(bytes, n);
   if (!header.is_object()) throw FieldError("header: expected a JSON object");
@@ -177,8 +180,6 @@ Vocabulary parse(const std::vector<char>& bytes, const Manifest& manifest, const
   return v;
 }
 
-}  // namespace
-
 Vocabulary read_vocabulary(const std::filesystem::path& file, const Manifest& manifest, const std::string& text_encoder_file,
                            int64_t templates, int64_t dim) {
   const std::string where = file.string();
@@ -186,7 +187,7 @@ Vocabulary read_vocabulary(const std::filesystem::path& file, const Manifest& ma
   if (!std::filesystem::exists(file, ec)) throw Error(where + ": no such vocabulary file");
   const auto bytes = read_file(file, "the vocabulary file", kMaxFile);
   try {
-    return parse(bytes, manifest, manifest.files.at(text_encoder_file), templates, dim);
+    return parse_vocabulary(bytes, manifest, manifest.files.at(text_encoder_file), templates, dim);
   } catch (const FieldError& e) {
     throw Error(where + ": " + e.what());
   } catch (const json::exception& e) {

@@ -22,6 +22,11 @@ struct Vocabulary {
 
 // Reads and checks a vocabulary file against an artifacts manifest: refused when newer, damaged,
 // or written by another text encoder / tokenizer / template list, or of the wrong (P, D).
+// The same checks on a vocabulary file's bytes (`encoder_sha256`: the artifacts' text encoder's);
+// Error "<field>: <what>" without the file's name.
+Vocabulary parse_vocabulary(const std::vector<char>& bytes, const Manifest& manifest, const std::string& encoder_sha256,
+                            int64_t templates, int64_t dim);
+
 Vocabulary read_vocabulary(const std::filesystem::path& file, const Manifest& manifest, const std::string& text_encoder_file,
                            int64_t templates, int64_t dim);
 

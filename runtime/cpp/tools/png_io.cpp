@@ -55,13 +55,24 @@ std::FILE* create_beside(const std::filesystem::path& target, std::string& name)
 RgbImage read_png_rgb(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) throw escnet::Error(path + ": no such file");
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec || size > kMaxFileBytes) throw escnet::Error(path + ": not a PNG this tool reads (over " + std::to_string(kMaxFileBytes >> 20) + " MiB)");
+  std::vector<uint8_t> bytes(static_cast<std::size_t>(size));
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  const bool ok = f && std::fread(bytes.data(), 1, bytes.size(), f) == bytes.size();
+  if (f) std::fclose(f);
+  if (!ok) throw escnet::Error(path + ": cannot read the image");
+  return read_png_rgb(bytes.data(), bytes.size(), path);
+}
+
+RgbImage read_png_rgb(const uint8_t* data, std::size_t size, const std::string& name) {
   ImageGuard g;
-  if (!png_image_begin_read_from_file(&g.image, path.c_str())) {
-    throw escnet::Error(path + ": not a PNG libpng can read (" + reason(g.image) + ")");
+  if (!png_image_begin_read_from_memory(&g.image, data, size)) {
+    throw escnet::Error(name + ": not a PNG libpng can read (" + reason(g.image) + ")");
   }
   if (g.image.width > kMaxSide || g.image.height > kMaxSide ||
       uint64_t(g.image.width) * g.image.height > kMaxPixels) {  // checked before any pixel buffer exists
-    throw escnet::Error(path + ": image is " + std::to_string(g.image.width) + "x" + std::to_string(g.image.height) +
+    throw escnet::Error(name + ": image is " + std::to_string(g.image.width) + "x" + std::to_string(g.image.height) +
                         ", over the limit of " + std::to_string(kMaxPixels) + " pixels (" + std::to_string(kMaxSide) +
                         " a side)");
   }
@@ -69,7 +80,7 @@ RgbImage read_png_rgb(const std::string& path) {
   RgbImage out{static_cast<int>(g.image.height), static_cast<int>(g.image.width), {}};
   out.pixels.resize(PNG_IMAGE_SIZE(g.image));
   if (!png_image_finish_read(&g.image, nullptr, out.pixels.data(), 0, nullptr)) {
-    throw escnet::Error(path + ": damaged PNG (" + reason(g.image) + ")");
+    throw escnet::Error(name + ": damaged PNG (" + reason(g.image) + ")");
   }
   return out;
 }

@@ -7,8 +7,8 @@
 // A baked folder (`escnet-export bake`) works the same way, with its classes inside the graph:
 // no set_vocabulary call (class_names() lists them).
 //
-// Thread safety: segment() is const and may be called from many threads at once (each call
-// creates its own OpenVINO infer requests; compiled models are shared, read-only).
+// Thread safety: segment() is const and may be called from many threads at once (compiled models
+// are shared; each keeps a pool of OpenVINO infer requests, one per concurrent call, reused).
 // set_vocabulary() may run concurrently with segment(): calls already running finish with the
 // vocabulary they started with. Errors are escnet::Error exceptions with one-line messages.
 // No global state: two Segmenters in one process are independent.
@@ -37,11 +37,14 @@ struct Options {
   int threads = 0;                // OpenVINO inference threads; 0: its default
 };
 
-// Class indices at the image's size, row-major: data[y * width + x].
+// Class indices at the image's size, row-major: data[y * width + x]. With scores asked for, the
+// per-class probabilities each label is the arg-max of: scores[(c * height + y) * width + x],
+// (T, H, W) float32 in [0, 1], as the Python runtime's return_scores gives them.
 struct Labels {
   int height = 0;
   int width = 0;
   std::vector<int32_t> data;
+  std::vector<float> scores;  // empty unless asked for
 };
 
 class Segmenter {
@@ -57,7 +60,10 @@ class Segmenter {
   void set_vocabulary(const std::string& vocabulary_file);
 
   // rgb: height rows of width x 3 bytes (R, G, B), row r starting at rgb + r * stride.
-  Labels segment(const uint8_t* rgb, int height, int width, std::size_t stride) const;
+  // with_scores: also fill Labels::scores (artifacts folders only: a baked graph's scores are at
+  // the decoder's resolution, after the sigmoid, so they cannot be brought to the image's size
+  // as the labels were; Error for a baked folder).
+  Labels segment(const uint8_t* rgb, int height, int width, std::size_t stride, bool with_scores = false) const;
 
   std::vector<std::string> class_names() const;
   // (r, g, b) per class, for label images.
