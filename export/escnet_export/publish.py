@@ -1,4 +1,8 @@
-"""Publishing an artifacts folder all-or-nothing: build the new folder beside it, swap by rename.
+"""Publishing a folder all-or-nothing: build the new folder beside it, swap by rename.
+
+Every target of the exporter publishes through here: ``onnx`` (artifacts), ``bake`` (a baked
+folder), ``trt`` (an engine folder), ``triton`` (a model repository), ``quantize``. Files are
+given the umask's mode; a failure at any point is one ExportError and leaves OUT as it was.
 
 While ``PARENT/OUT`` is exported, one run ``R = PARENT/.OUT.escnet-export-<pid>-<random>`` has:
 
