@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 
 from .errors import CheckpointError
+from .pickle_scan import scan
 
 _SHOW = 8  # keys listed per category in a report
 
@@ -56,27 +58,44 @@ def torch_load_weights(path: Path) -> object:
     """``torch.load(weights_only=True)``, with a refusal that says what the file holds.
 
     torch's own refusal suggests re-running with ``weights_only=False``: never shown, since that
-    is exactly the code execution the check prevents.
+    is exactly the code execution the check prevents. Neither are torch's warnings about the
+    file (e.g. its pickle protocol) when the file is refused: the refusal is the one line.
     """
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        text = str(e)
-        found = re.search(r"GLOBAL ([\w.]+)", text)
-        if "Weights only load failed" in text and found:
-            raise CheckpointError(
-                f"{path}: holds code, not only tensors: a pickle naming {found.group(1)}; it was not loaded, "
-                "since loading it would run that code. Use a state dict of tensors (.safetensors or .pt/.pth)"
-            ) from None
-        if "Weights only load failed" in text:
-            raise CheckpointError(
-                f"{path}: holds pickled content the safe loader refuses (objects beyond tensors, or damage); "
-                "it was not loaded"
-            ) from None
-        raise CheckpointError(f"{path}: not a readable PyTorch weights file (damaged pickle)") from None
-    except Exception as e:
-        detail = type(e).__name__ if "weights_only" in str(e) else _first_line(e)
-        raise CheckpointError(f"{path}: cannot be read as a PyTorch weights file ({detail})") from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            raise _refusal(path, str(e)) from None
+        except Exception as e:
+            detail = type(e).__name__ if "weights_only" in str(e) else _first_line(e)
+            raise CheckpointError(f"{path}: cannot be read as a PyTorch weights file ({detail})") from None
+    for w in caught:  # a file that loaded: torch's warnings stand
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return obj
+
+
+def _refusal(path: Path, text: str) -> CheckpointError:
+    """The one line for a pickle the safe loader refused; what it names is read without running it."""
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if "Weights only load failed" not in text:
+        return CheckpointError(f"{path}: not a readable PyTorch weights file (damaged pickle)")
+    facts = scan(path)
+    code = facts.code or (found.group(1) if found else None)
+    if code is not None:
+        return CheckpointError(
+            f"{path}: holds code, not only tensors: a pickle naming {code}; it was not loaded, "
+            "since loading it would run that code. Use a state dict of tensors (.safetensors or .pt/.pth)"
+        )
+    if facts.protocol is not None and facts.protocol > 2:
+        return CheckpointError(
+            f"{path}: is pickled with protocol {facts.protocol}, which the safe loader (torch.load with "
+            "weights_only) does not read; it was not loaded. Save it with torch.save's default protocol, "
+            "or as .safetensors"
+        )
+    return CheckpointError(
+        f"{path}: holds pickled content the safe loader refuses (objects beyond tensors, or damage); it was not loaded"
+    )
 
 
 def _first_line(e: BaseException) -> str:
