@@ -4,6 +4,7 @@ checked against its manifest; huge PNG headers are refused before any pixel buff
 outputs never replace a file without --overwrite. Each refusal is one line and exit 2."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -177,3 +178,28 @@ def test_outputs_never_replace_a_file_without_overwrite(tool, folders, tmp_path)
     assert "not a regular file" in one_line_error(
         run_tool(tool, *base, "--out", tmp_path, "--overwrite", folders["image"])
     )
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--class-chunk", "0"),
+        ("--class-chunk", "99999999999"),
+        ("--threads", "-1"),
+        ("--concurrent", "100000"),
+        ("--repeat", "x"),
+        ("--precision", "f16"),
+    ],  # fmt: skip
+)
+def test_bad_options_are_refused_before_any_work(tool, folders, tmp_path, flag, value):
+    proc = run_tool(tool, "--artifacts", folders["baked"], "--out", tmp_path / "o.png", flag, value, folders["image"])
+    line = one_line_error(proc)
+    assert flag.lstrip("-") in line and value in line, line
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_a_vocabulary_that_is_not_a_regular_file_is_refused(tool, folders, tmp_path):
+    fifo = tmp_path / "fifo.escvocab"
+    os.mkfifo(fifo)
+    for path in (fifo, tmp_path):
+        _refused(tool, folders, folders["artifacts"], "not a regular file", "--vocabulary", path, vocabulary=False)

@@ -17,6 +17,7 @@ using namespace detail;
 namespace {
 const char* const kSegmenter = "segmenter";  // runtime/contract.py SEGMENTER
 const int kMaxSide = 1 << 15;
+const uint64_t kMaxPixels = 89'478'485;  // the Python runtime's DEFAULT_MAX_PIXELS
 }  // namespace
 
 struct Segmenter::Impl {
@@ -39,7 +40,11 @@ struct Segmenter::Impl {
       vocabulary = std::move(v);
       return;
     }
-    if (options.class_chunk < 0) throw Error("class_chunk is " + std::to_string(options.class_chunk) + "; expected at least 1");
+    if (options.class_chunk < 0 || options.class_chunk > kMaxClasses) {
+      throw Error("class_chunk is " + std::to_string(options.class_chunk) + "; expected 1.." + std::to_string(kMaxClasses) +
+                  " (or 0: the manifest's)");
+    }
+    if (options.threads < 0 || options.threads > 1024) throw Error("threads is " + std::to_string(options.threads) + "; expected 0..1024");
     chunk = options.class_chunk > 0 ? options.class_chunk : (m.class_chunk > 0 ? m.class_chunk : 32);
     std::vector<std::string> graphs{names::kImageEncoder};
     graphs.insert(graphs.end(), m.decoder_steps.begin(), m.decoder_steps.end());
@@ -121,6 +126,10 @@ Labels Segmenter::segment(const uint8_t* rgb, int height, int width, std::size_t
   if (height < 1 || width < 1 || height > kMaxSide || width > kMaxSide) {
     throw Error("image is " + std::to_string(height) + "x" + std::to_string(width) + "; expected 1.." +
                 std::to_string(kMaxSide) + " pixels a side");
+  }
+  if (uint64_t(height) * uint64_t(width) > kMaxPixels) {
+    throw Error("image is " + std::to_string(width) + "x" + std::to_string(height) + ", over the limit of " +
+                std::to_string(kMaxPixels) + " pixels");
   }
   if (stride < static_cast<std::size_t>(width) * 3) {
     throw Error("row stride " + std::to_string(stride) + " is shorter than a row of " + std::to_string(width) + " RGB pixels");

@@ -30,7 +30,7 @@ struct Args {
   bool overwrite = false;
 };
 
-int to_int(const std::string& flag, const std::string& value) {
+int to_int(const std::string& flag, const std::string& value, int lo, int hi) {
   std::size_t used = 0;
   int v = 0;
   try {
@@ -38,7 +38,9 @@ int to_int(const std::string& flag, const std::string& value) {
   } catch (const std::exception&) {
     used = 0;
   }
-  if (used != value.size()) throw escnet::Error(flag + " " + value + ": expected a whole number");
+  if (used != value.size() || value.empty() || v < lo || v > hi) {
+    throw escnet::Error(flag + " " + value + ": expected a whole number in " + std::to_string(lo) + ".." + std::to_string(hi));
+  }
   return v;
 }
 
@@ -64,15 +66,14 @@ Args parse(int argc, char** argv) {
     if (flag == "--artifacts") a.artifacts = value;
     else if (flag == "--vocabulary") a.vocabulary = value;
     else if (flag == "--out") a.out = value;
-    else if (flag == "--class-chunk") a.options.class_chunk = to_int(flag, value);
+    else if (flag == "--class-chunk") a.options.class_chunk = to_int(flag, value, 1, 65535);
     else if (flag == "--precision") a.options.precision = value;
-    else if (flag == "--threads") a.options.threads = to_int(flag, value);
-    else if (flag == "--repeat") a.repeat = std::max(1, to_int(flag, value));
-    else if (flag == "--concurrent") a.concurrent = std::max(1, to_int(flag, value));
+    else if (flag == "--threads") a.options.threads = to_int(flag, value, 0, 1024);
+    else if (flag == "--repeat") a.repeat = to_int(flag, value, 1, 100000);
+    else if (flag == "--concurrent") a.concurrent = to_int(flag, value, 1, 64);
     else throw escnet::Error("unknown option " + flag + " (" + kUsage + ")");
   }
   if (a.artifacts.empty() || a.out.empty() || a.image.empty()) throw escnet::Error(kUsage);
-  if (a.options.threads < 0) throw escnet::Error("--threads " + std::to_string(a.options.threads) + ": expected 0 (OpenVINO's default) or more");
   return a;
 }
 
