@@ -15,7 +15,7 @@ requires; lists are JSON-encoded):
 | text_encoder_sha256 | sha256 of the text_encoder.onnx that ran (a consumer compares it with its manifest's) |
 | tokenizer_sha256, context_length, precision | the rest of the text encoder's identity |
 | embeddings_sha256 | sha256 of the tensor's bytes (a damaged file is refused) |
-| class_names_sha256 | sha256 of the class_names string's UTF-8 bytes (a renamed class is refused) |
+| class_names_sha256 | sha256 of the class_names string's UTF-8 bytes (a renamed class is refused; not in older files) |
 | colours | JSON list of T [r, g, b] label colours, whole numbers 0..255 (the runtime's palette) |
 
 A consumer refuses (``vocab_checks.py``; the contract test vectors in
