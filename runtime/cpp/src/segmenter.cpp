@@ -73,7 +73,7 @@ struct Segmenter::Impl {
     const Outputs features = engine->run(names::kImageEncoder, {{names::kImage, &image}});
     const auto classes = static_cast<int64_t>(v.names.size());
     const std::vector<Tensor> logits = (*decoder)(features, v.embeddings, classes, templates, dim, chunk);
-    Labels result{height, width, {}, {}};
+    Labels result{height, width, {}, {}, v.names};
     if (with_scores) result.scores.resize(static_cast<std::size_t>(classes) * height * width);
     LabelAccumulator labels(s, height, width, with_scores ? result.scores.data() : nullptr);
     int32_t index = 0;
@@ -96,7 +96,7 @@ struct Segmenter::Impl {
       for (int y = 0; y < height; ++y) std::copy_n(rgb + y * stride, row, packed.data() + y * row);
     }
     BakedOutputs out = engine->run_baked(kSegmenter, packed.empty() ? rgb : packed.data(), height, width, classes);
-    return Labels{height, width, std::move(out.labels), {}};
+    return Labels{height, width, std::move(out.labels), {}, folder.manifest().class_names};
   }
 };
 

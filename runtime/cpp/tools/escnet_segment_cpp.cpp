@@ -134,7 +134,7 @@ int run(const Args& a) {
   escnet_tools::write_label_png(a.out, labels.data, labels.height, labels.width, seg.colours());
   std::sort(ms.begin(), ms.end());
   std::fprintf(stderr, "escnet-segment-cpp: %s: %zu classes, %dx%d, segment median %.1f ms over %d runs (min %.1f)\n",
-               a.image.c_str(), seg.class_names().size(), labels.width, labels.height, ms[ms.size() / 2], a.repeat,
+               a.image.c_str(), labels.class_names.size(), labels.width, labels.height, ms[ms.size() / 2], a.repeat,
                ms.front());
   return 0;
 }

@@ -18,7 +18,9 @@
  *   calling thread's next escnet call).
  * - Thread safety: escnet_segmenter_segment may run on one segmenter from many threads at once;
  *   escnet_segmenter_set_vocabulary may run beside it (calls in flight finish with the vocabulary
- *   they started with); destroy only when no other call on the segmenter is running.
+ *   they started with; class_count / class_name / class_colour describe the vocabulary set last,
+ *   so a caller that swaps vocabularies while segmenting pairs them itself); destroy only when no
+ *   other call on the segmenter is running.
  */
 #ifndef ESCNET_H
 #define ESCNET_H

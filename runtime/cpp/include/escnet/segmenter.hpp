@@ -45,6 +45,9 @@ struct Labels {
   int width = 0;
   std::vector<int32_t> data;
   std::vector<float> scores;  // empty unless asked for
+  // The names data indexes: the vocabulary this call ran with (set_vocabulary on another thread
+  // cannot pair these labels with other names).
+  std::vector<std::string> class_names;
 };
 
 class Segmenter {
