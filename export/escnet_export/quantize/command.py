@@ -69,16 +69,37 @@ def judge_backends(engine: str) -> tuple[str, ...]:
     return (own, *others)
 
 
-def _segmenter_rows(folder: Path, data: GateData, ref: Reference, opts: QuantizeOptions) -> list[GateRow]:
+@dataclass
+class _Job:
+    """One quantisation: its inputs, the staging folder, and what has been decided so far."""
+
+    opts: QuantizeOptions
+    fp32: Manifest
+    data: GateData
+    ref: Reference
+    feeds: dict[str, list]
+    staging: Path
+    step: Step
+    graphs: dict[str, str] = field(default_factory=dict)  # graph -> "int8" / "fp32 ..."
+    islands: dict[str, list] = field(default_factory=dict)  # graph -> its float32 island nodes
+    unopened: dict[str, str] = field(default_factory=dict)  # backend -> why it cannot run the int8 folder
+
+
+def _segmenter_rows(job: _Job) -> list[GateRow]:
+    """The gate rows of every backend that opens the staged folder. The engine's own backend must
+    open it; another one that cannot (an engine's bug with the other's QDQ) is recorded instead."""
     rows = []
-    for backend in judge_backends(opts.engine):
+    own, *others = judge_backends(job.opts.engine)
+    for backend in (own, *[b for b in others if b not in job.unopened]):
         try:
-            with Segmenter(folder, backend=backend, disk_cache=False) as seg:
-                seg.set_vocabulary(data.class_names)
-                row = judge(backend, "int8", lambda im, s=seg: s.segment(im).labels, data.held_out, ref, opts.rule)
+            with Segmenter(job.staging, backend=backend, disk_cache=False) as seg:
+                seg.set_vocabulary(job.data.class_names)
+                predict = lambda im, s=seg: s.segment(im).labels
+                rows.append(judge(backend, "int8", predict, job.data.held_out, job.ref, job.opts.rule))
         except (BackendError, ManifestError, InputError) as e:
-            raise ExportError(f"{backend} cannot run the int8 folder: {e}") from None
-        rows.append(row)
+            if backend == own:
+                raise ExportError(f"{backend} cannot run the int8 folder: {e}") from None
+            job.unopened[backend] = str(e)
     return rows
 
 
@@ -93,28 +114,29 @@ def _reference(opts: QuantizeOptions, data: GateData) -> Reference:
         return reference_of(segment, data.held_out, len(data.class_names), opts.rule)
 
 
-def _quantize_into(
-    staging: Path, fp32: Manifest, opts: QuantizeOptions, graph: str, feeds: dict[str, list], islands: dict
-) -> None:
-    model = F.fp32_graph(opts.artifacts, fp32, graph)
-    ignored = [i.node for i in f32_islands(model)]
-    islands[graph] = [{"node": i.node, "op": i.op_type, "why": i.reason} for i in f32_islands(model)]
-    settings = EngineSettings(opts.engine, opts.smooth_quant)
+def _quantize_into(job: _Job, graph: str) -> None:
+    model = F.fp32_graph(job.opts.artifacts, job.fp32, graph)
+    islands = f32_islands(model)
+    job.islands[graph] = [{"node": i.node, "op": i.op_type, "why": i.reason} for i in islands]
+    settings = EngineSettings(job.opts.engine, job.opts.smooth_quant)
     try:
-        q = quantize_graph(model, feeds.get(graph, []), ignored, settings)
+        q = quantize_graph(model, job.feeds.get(graph, []), [i.node for i in islands], settings)
     except ExportError as e:
         raise ExportError(f"{graph}: {e}") from None
-    F.save_graph(q, staging / fp32.graphs[graph].file)
+    F.save_graph(q, job.staging / job.fp32.graphs[graph].file)
+    job.graphs[graph] = "int8"
 
 
-def _record(opts: QuantizeOptions, data: GateData, graphs: dict[str, str], islands: dict, rows, verdict) -> dict:
+def _record(job: _Job, rows: list[GateRow], verdict: str) -> dict:
+    opts, data = job.opts, job.data
     return {
         "quantization": {
             "engine": opts.engine,
             **EngineSettings(opts.engine, opts.smooth_quant).describe(),
-            "graphs": graphs,
-            "f32_islands": islands,
+            "graphs": job.graphs,
+            "f32_islands": job.islands,
             "fp32_artifacts_manifest_sha256": _manifest_sha256(opts.artifacts),
+            "backends_that_cannot_run_it": job.unopened,
         },
         "calibration": {"size": len(data.calibration), "sha256": data.sha256, "source": data.source},
         "gates": verdict,
@@ -157,60 +179,57 @@ def _run(opts: QuantizeOptions, fp32: Manifest, data: GateData, step: Step, star
     step(f"fp32 runtime on {len(data.held_out)} held-out scenes")
     ref = _reference(opts, data)
     targets = [g for g in fp32.graphs if g != TEXT_ENCODER and g in feeds]
-    graphs = {g: ("int8" if g in targets else "fp32") for g in fp32.graphs}
-    islands: dict[str, list] = {}
     warnings: list[str] = []
     with staged_export(opts.out, note=warnings.append) as run:
-        staging = run.staging
-        F.copy_listed(opts.artifacts, fp32, staging, {fp32.graphs[g].file for g in targets})
-        rows = _quantize_and_judge(staging, fp32, data, ref, opts, step, graphs, islands, feeds, targets)
+        job = _Job(opts, fp32, data, ref, feeds, run.staging, step, {g: "fp32" for g in fp32.graphs})
+        F.copy_listed(opts.artifacts, fp32, job.staging, {fp32.graphs[g].file for g in targets})
+        rows = _quantize_and_judge(job, targets)
         if overall(rows) == "fail" and opts.engine == "openvino" and opts.smooth_quant:
-            opts = dataclasses.replace(opts, smooth_quant=False)  # SmoothQuant only where it helps
+            job.opts = dataclasses.replace(opts, smooth_quant=False)  # SmoothQuant only where it helps
             step("the gates failed with SmoothQuant: quantising again without it")
-            rows = _quantize_and_judge(staging, fp32, data, ref, opts, step, graphs, islands, feeds, targets)
+            rows = _quantize_and_judge(job, targets)
         verdict = overall(rows)
         if verdict == "fail":
             raise GatesFailed(_failure_line(rows, opts.out), gate_table(ref, rows, opts.rule))
         if verdict == "pass" and TEXT_ENCODER in feeds:
-            rows = _try_text_encoder(staging, fp32, data, ref, opts, step, graphs, islands, feeds, rows)
+            rows = _try_text_encoder(job, rows)
         if verdict == "not judged":
             warnings.append(f"gates: not judged: {rows[0].why}; the text encoder stays fp32")
-        extra = _record(opts, data, graphs, islands, rows, verdict)
-        files = sorted(F.int8_manifest(fp32, staging, extra).files)
+        warnings += [f"{b} cannot run these int8 graphs: {why}" for b, why in job.unopened.items()]
+        extra = _record(job, rows, verdict)
+        files = sorted(F.int8_manifest(fp32, job.staging, extra).files)
         step("publishing")
         publish(run, files, lambda where: F.write_staged_manifest(fp32, where, extra))
     size = sum((opts.out / f).stat().st_size for f in files)
-    return QuantizeResult(
-        verdict, gate_table(ref, rows, opts.rule), graphs, size, time.perf_counter() - start, warnings
-    )
+    table = gate_table(ref, rows, opts.rule)
+    return QuantizeResult(verdict, table, job.graphs, size, time.perf_counter() - start, warnings)
 
 
-def _quantize_and_judge(staging, fp32, data, ref, opts, step, graphs, islands, feeds, targets) -> list[GateRow]:
-    """Every target graph quantised into ``staging`` (image encoder first), then the gates."""
+def _quantize_and_judge(job: _Job, targets: list[str]) -> list[GateRow]:
+    """Every target graph quantised into the staging folder (image encoder first), then the gates."""
     for g in [IMAGE_ENCODER, *[t for t in targets if t != IMAGE_ENCODER]]:
         if g in targets:
-            step(f"quantising {g} ({opts.engine}{'' if opts.smooth_quant else ', no SmoothQuant'})")
-            _quantize_into(staging, fp32, opts, g, feeds, islands)
-    return _judge(staging, fp32, data, ref, opts, step, graphs, islands)
+            job.step(f"quantising {g} ({job.opts.engine}{'' if job.opts.smooth_quant else ', no SmoothQuant'})")
+            _quantize_into(job, g)
+    return _judge(job)
 
 
-def _judge(staging, fp32, data, ref, opts, step, graphs, islands) -> list[GateRow]:
-    F.write_staged_manifest(fp32, staging, _record(opts, data, graphs, islands, [], "not judged"))
-    step(f"gates on {len(data.held_out)} held-out scenes ({', '.join(judge_backends(opts.engine))})")
-    return _segmenter_rows(staging, data, ref, opts)
+def _judge(job: _Job) -> list[GateRow]:
+    F.write_staged_manifest(job.fp32, job.staging, _record(job, [], "not judged"))
+    job.step(f"gates on {len(job.data.held_out)} held-out scenes ({', '.join(judge_backends(job.opts.engine))})")
+    return _segmenter_rows(job)
 
 
-def _try_text_encoder(staging, fp32, data, ref, opts, step, graphs, islands, feeds, rows) -> list[GateRow]:
+def _try_text_encoder(job: _Job, rows: list[GateRow]) -> list[GateRow]:
     """Quantise the text encoder too; keep it only if every gate still passes."""
-    step(f"quantising {TEXT_ENCODER} ({opts.engine})")
-    _quantize_into(staging, fp32, opts, TEXT_ENCODER, feeds, islands)
-    graphs[TEXT_ENCODER] = "int8"
-    with_text = _judge(staging, fp32, data, ref, opts, step, graphs, islands)
+    job.step(f"quantising {TEXT_ENCODER} ({job.opts.engine})")
+    _quantize_into(job, TEXT_ENCODER)
+    with_text = _judge(job)
     if overall(with_text) == "pass":
         return with_text
-    F.restore_fp32(opts.artifacts, fp32, staging, TEXT_ENCODER)
-    graphs[TEXT_ENCODER] = "fp32 (int8 failed the gates)"
-    islands.pop(TEXT_ENCODER, None)
+    F.restore_fp32(job.opts.artifacts, job.fp32, job.staging, TEXT_ENCODER)
+    job.graphs[TEXT_ENCODER] = "fp32 (int8 failed the gates)"
+    job.islands.pop(TEXT_ENCODER, None)
     return rows
 
 
