@@ -261,7 +261,7 @@ class OvBackend(Backend):
     def release(self, graph: str) -> None:
         """The caller is done with ``graph`` for now: under the ``"steps"`` policy its compiled
         model hands its working memory back (re-allocated on its next run)."""
-        if graph in self._compiled and RELEASE_MEMORY[self.release_memory].when_done:
+        if graph in self._pools and RELEASE_MEMORY[self.release_memory].when_done:  # _pools: set last
             self._release(graph)
 
     def runtime_precisions(self, graph: str) -> Counter[str]:
