@@ -5,6 +5,7 @@
 #include <cstring>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "escnet/segmenter.hpp"
 
@@ -95,6 +96,36 @@ escnet_status escnet_segmenter_set_vocabulary(escnet_segmenter* segmenter, const
     if (!segmenter) return null_argument("segmenter");
     if (!vocabulary_file) return null_argument("vocabulary_file");
     segmenter->segmenter.set_vocabulary(vocabulary_file);
+    return ESCNET_OK;
+  });
+}
+
+escnet_status escnet_segmenter_set_classes(escnet_segmenter* segmenter, const char* const* names, size_t count) {
+  return guarded([&] {
+    if (!segmenter) return null_argument("segmenter");
+    if (!names && count) return null_argument("names");
+    std::vector<std::string> list;
+    for (size_t i = 0; i < count; ++i) {
+      if (!names[i]) return fail(ESCNET_INVALID_ARGUMENT, "names[" + std::to_string(i) + "] is NULL");
+      list.emplace_back(names[i]);
+    }
+    segmenter->segmenter.set_classes(list);
+    return ESCNET_OK;
+  });
+}
+
+escnet_status escnet_segmenter_tokenize(const escnet_segmenter* segmenter, const char* text, int64_t* ids, size_t capacity,
+                                        size_t* count) {
+  return guarded([&] {
+    if (!segmenter) return null_argument("segmenter");
+    if (!text) return null_argument("text");
+    const std::vector<int64_t> out = segmenter->segmenter.tokenize(text);
+    if (count) *count = out.size();
+    if (!ids || capacity < out.size()) {
+      return fail(ESCNET_INVALID_ARGUMENT, "the ids take " + std::to_string(out.size()) + " values; the buffer has " +
+                                               std::to_string(ids ? capacity : 0));
+    }
+    std::memcpy(ids, out.data(), out.size() * sizeof(int64_t));
     return ESCNET_OK;
   });
 }

@@ -163,25 +163,24 @@ void check_feed(const GraphSpec& spec, const std::string& name, const Tensor& t)
 
 class OpenVinoEngine final : public Engine {
  public:
-  OpenVinoEngine(const Folder& folder, const std::vector<std::string>& graphs, const Options& options) {
+  OpenVinoEngine(const Folder& folder, const std::vector<std::string>& graphs, const Options& options)
+      : folder_(folder), device_(options.device) {
     if (options.precision != "f32" && options.precision != "bf16") {
       throw Error("precision '" + options.precision + "': expected f32 or bf16");
     }
     ov::AnyMap config{ov::hint::inference_precision(options.precision == "bf16" ? ov::element::bf16 : ov::element::f32),
                       ov::hint::performance_mode(ov::hint::PerformanceMode::LATENCY)};
     if (options.threads > 0) config.emplace(ov::inference_num_threads(options.threads));
-    for (const auto& name : graphs) {
-      const GraphSpec& spec = folder.manifest().graph(name);
-      pools_.emplace(name, std::make_unique<RequestPool>(compile(folder, spec, options.device, config)));
-      specs_.emplace(name, spec);
-    }
+    config_ = config;
+    for (const auto& name : graphs) pool(name);
   }
 
   Outputs run(const std::string& graph, const Feed& feed) const override {
-    const GraphSpec& spec = specs_.at(graph);
+    RequestPool& requests = pool(graph);
+    const GraphSpec& spec = folder_.manifest().graph(graph);
     for (const auto& [name, tensor] : feed) check_feed(spec, name, *tensor);
     try {
-      auto request = pools_.at(graph)->take();
+      auto request = requests.take();
       for (const auto& [name, tensor] : feed) {
         // The request gets its own copy: OpenVINO may write into an input it shares ("shared data can
         // be modified during runtime"), and the caller's tensors are const.
@@ -190,16 +189,7 @@ class OpenVinoEngine final : public Engine {
         request->set_tensor(name, input);
       }
       request->infer();
-      Outputs out;
-      for (const auto& o : spec.outputs) {
-        const ov::Tensor t = request->get_tensor(o.name);
-        if (t.get_element_type() != ov::element::f32) throw Error("graphs." + graph + ".outputs (" + o.name + "): not float32");
-        const ov::Shape shape = t.get_shape();
-        Tensor host{std::vector<int64_t>(shape.begin(), shape.end()), std::vector<float>(t.get_size())};
-        std::memcpy(host.data.data(), t.data<const float>(), t.get_byte_size());
-        out.emplace(o.name, std::move(host));
-      }
-      return out;
+      return outputs(*request.operator->(), spec);
     } catch (const Error&) {
       throw;
     } catch (const std::exception& e) {
@@ -207,11 +197,44 @@ class OpenVinoEngine final : public Engine {
     }
   }
 
+  Outputs run_ids(const std::string& graph, const std::string& input, const std::vector<int64_t>& ids, int64_t rows,
+                  int64_t cols) const override {
+    RequestPool& requests = pool(graph);
+    const GraphSpec& spec = folder_.manifest().graph(graph);
+    if (rows < 1 || cols < 1 || ids.size() != static_cast<std::size_t>(rows * cols)) throw Error("graphs." + graph + ": bad token ids");
+    try {
+      auto request = requests.take();
+      ov::Tensor t(ov::element::i64, ov::Shape{static_cast<std::size_t>(rows), static_cast<std::size_t>(cols)});
+      std::memcpy(t.data<int64_t>(), ids.data(), t.get_byte_size());
+      request->set_tensor(input, t);
+      request->infer();
+      return outputs(*request.operator->(), spec);
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw one_line("OpenVINO failed running " + graph, e);
+    }
+  }
+
+  static Outputs outputs(ov::InferRequest& request, const GraphSpec& spec) {
+    Outputs out;
+    for (const auto& o : spec.outputs) {
+      const ov::Tensor t = request.get_tensor(o.name);
+      if (t.get_element_type() != ov::element::f32) throw Error("graphs." + spec.name + ".outputs (" + o.name + "): not float32");
+      const ov::Shape shape = t.get_shape();
+      Tensor host{std::vector<int64_t>(shape.begin(), shape.end()), std::vector<float>(t.get_size())};
+      std::memcpy(host.data.data(), t.data<const float>(), t.get_byte_size());
+      out.emplace(o.name, std::move(host));
+    }
+    return out;
+  }
+
   BakedOutputs run_baked(const std::string& graph, const uint8_t* rgb, int height, int width, int64_t classes) const override {
-    const GraphSpec& spec = specs_.at(graph);
+    RequestPool& requests = pool(graph);
+    const GraphSpec& spec = folder_.manifest().graph(graph);
     BakedOutputs out;
     try {
-      auto request = pools_.at(graph)->take();
+      auto request = requests.take();
       ov::Shape shape{1, static_cast<std::size_t>(height), static_cast<std::size_t>(width), 3};
       ov::Tensor image(ov::element::u8, shape);  // a copy: the caller's buffer is const (see run)
       std::memcpy(image.data<uint8_t>(), rgb, image.get_byte_size());
@@ -228,7 +251,18 @@ class OpenVinoEngine final : public Engine {
   }
 
  private:
-  ov::CompiledModel compile(const Folder& folder, const GraphSpec& spec, const std::string& device, const ov::AnyMap& config) {
+  // The graph's request pool, compiling the graph on its first use (under the lock: once).
+  RequestPool& pool(const std::string& graph) const {
+    std::lock_guard<std::mutex> lock(pools_mutex_);
+    auto it = pools_.find(graph);
+    if (it == pools_.end()) {
+      const GraphSpec& spec = folder_.manifest().graph(graph);
+      it = pools_.emplace(graph, std::make_unique<RequestPool>(compile(folder_, spec, device_, config_))).first;
+    }
+    return *it->second;
+  }
+
+  ov::CompiledModel compile(const Folder& folder, const GraphSpec& spec, const std::string& device, const ov::AnyMap& config) const {
     const std::vector<char> bytes = folder.read_verified(spec.file);
     refuse_external_data(folder, bytes, spec.file);
     try {
@@ -291,9 +325,12 @@ class OpenVinoEngine final : public Engine {
     return out;
   }
 
-  ov::Core core_;
-  std::map<std::string, std::unique_ptr<RequestPool>> pools_;  // read-only after construction
-  std::map<std::string, GraphSpec> specs_;
+  const Folder& folder_;
+  std::string device_;
+  ov::AnyMap config_;
+  mutable ov::Core core_;
+  mutable std::mutex pools_mutex_;
+  mutable std::map<std::string, std::unique_ptr<RequestPool>> pools_;  // a pool never moves once made
 };
 
 }  // namespace

@@ -9,6 +9,8 @@
 #include "engine.hpp"
 #include "image_ops.hpp"
 #include "manifest.hpp"
+#include "text_encoder.hpp"
+#include "tokenizer.hpp"
 #include "vocabulary.hpp"
 
 namespace escnet {
@@ -29,6 +31,19 @@ struct Segmenter::Impl {
   int64_t templates = 0, dim = 0;  // the decoder's class_embeddings (P, D)
   mutable std::mutex mutex;        // guards `vocabulary` (the pointer, not what it points to)
   std::shared_ptr<const Vocabulary> vocabulary;
+  mutable std::mutex tokenizer_mutex;
+  mutable std::unique_ptr<ClipTokenizer> clip;  // read and built on first use
+
+  const ClipTokenizer& tokenizer() const {
+    std::lock_guard<std::mutex> lock(tokenizer_mutex);
+    if (folder.manifest().baked) throw Error("this graph has its classes baked in; it takes no class names");
+    if (!clip) {
+      const Manifest& m = folder.manifest();
+      clip = std::make_unique<ClipTokenizer>(folder.read_verified(m.tokenizer_file), m.context_length,
+                                             (folder.path() / m.tokenizer_file).string());
+    }
+    return *clip;
+  }
 
   Impl(const std::string& path, const Options& opts) : folder(path), options(opts) {
     const Manifest& m = folder.manifest();
@@ -120,6 +135,15 @@ void Segmenter::set_vocabulary(const std::string& vocabulary_file) {
   std::lock_guard<std::mutex> lock(impl_->mutex);
   impl_->vocabulary = std::move(v);
 }
+
+void Segmenter::set_classes(const std::vector<std::string>& names) {
+  const ClipTokenizer& tok = impl_->tokenizer();
+  auto v = std::make_shared<const Vocabulary>(encode_classes(*impl_->engine, tok, impl_->folder.manifest(), names, impl_->dim));
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->vocabulary = std::move(v);
+}
+
+std::vector<int64_t> Segmenter::tokenize(const std::string& text) const { return impl_->tokenizer().tokenize(text); }
 
 Labels Segmenter::segment(const uint8_t* rgb, int height, int width, std::size_t stride, bool with_scores) const {
   if (rgb == nullptr) throw Error("image pointer is null");

@@ -79,6 +79,16 @@ ESCNET_API void escnet_segmenter_destroy(escnet_segmenter* segmenter);
 /* Class embeddings from a vocabulary file (escnet-export vocab); refused for a baked folder. */
 ESCNET_API escnet_status escnet_segmenter_set_vocabulary(escnet_segmenter* segmenter, const char* vocabulary_file);
 
+/* Class names in: names[0..count-1], NUL-terminated UTF-8 (caller-owned), tokenized with CLIP's BPE
+ * and run through the artifacts' text encoder; refused for a baked folder. */
+ESCNET_API escnet_status escnet_segmenter_set_classes(escnet_segmenter* segmenter, const char* const* names, size_t count);
+
+/* The token ids CLIP's tokenizer gives `text` (UTF-8): the manifest's context length of them into
+ * ids (caller-owned, `capacity` int64 values); *count (may be NULL) receives how many that is.
+ * ESCNET_INVALID_ARGUMENT when capacity is smaller (nothing is written then). */
+ESCNET_API escnet_status escnet_segmenter_tokenize(const escnet_segmenter* segmenter, const char* text, int64_t* ids,
+                                                   size_t capacity, size_t* count);
+
 /* rgb: height rows of width x 3 bytes (R, G, B), row r at rgb + r * stride (caller-owned).
  * labels: caller-owned, height * width int32 class indices written row-major. */
 ESCNET_API escnet_status escnet_segmenter_segment(const escnet_segmenter* segmenter, const uint8_t* rgb, int height,

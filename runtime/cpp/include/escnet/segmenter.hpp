@@ -62,6 +62,15 @@ class Segmenter {
   // Loads class embeddings from a vocabulary file (refused when written by another text encoder).
   void set_vocabulary(const std::string& vocabulary_file);
 
+  // Class names in (UTF-8): tokenized with CLIP's BPE from the artifacts' own (verified) merges
+  // file, filled into the manifest's templates and run through the artifacts' text encoder on the
+  // same engine, as the Python runtime's set_vocabulary does. See docs/cpp.md for the names whose
+  // ids differ from Python's (ftfy's repairs, HTML entities other than &amp; &lt; &gt; &quot; &apos;).
+  void set_classes(const std::vector<std::string>& names);
+
+  // The token ids (the manifest's context length) CLIP's tokenizer gives `text`.
+  std::vector<int64_t> tokenize(const std::string& text) const;
+
   // rgb: height rows of width x 3 bytes (R, G, B), row r starting at rgb + r * stride.
   // with_scores: also fill Labels::scores (artifacts folders only: a baked graph's scores are at
   // the decoder's resolution, after the sigmoid, so they cannot be brought to the image's size
