@@ -100,7 +100,8 @@ def test_vocab_replaces_only_its_own_files_without_overwrite(own: Path) -> None:
     from escnet_runtime.vocab_file import read_vocabulary
 
     assert read_vocabulary(users).class_names == tuple(NAMES.split(","))
-    refused([*args[:-2], "--out", str(own.parent)], "is a folder", own)
+    (own.parent / "folder").mkdir()
+    refused([*args[:-2], "--out", str(own.parent / "folder")], "is a folder; expected the path of a file", own)
 
 
 def test_triton_into_or_around_what_it_reads_is_refused(own: Path) -> None:

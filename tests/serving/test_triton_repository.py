@@ -171,3 +171,20 @@ def test_stale_engines_are_refused_and_the_old_repository_kept(artifacts, tmp_pa
     proc = export_triton("--artifacts", str(artifacts), "--out", str(repo), "--bls", "--engines", str(engines))
     assert proc.returncode == 2 and "does not match build.json" in proc.stderr
     assert sha256(repo / "escnet" / "config.pbtxt") == before
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--clients", "0"], "Invalid value for '--clients'"),
+        (["--size", "320"], "Invalid value for --size: '320': expected WIDTHxHEIGHT"),
+        (["--bogus"], "No such option: --bogus"),
+    ],
+)
+def test_triton_load_usage_errors_are_one_line(artifacts, extra, message):
+    root = Path(__file__).parents[2]
+    cmd = [sys.executable, "-m", "tests.support.triton_load", "--artifacts", str(artifacts), *extra]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=root)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], proc.stderr
+    assert lines[0].startswith("triton_load: error: ")
