@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from escnet_runtime import Segmenter
 from escnet_runtime.tokenizer import ClipTokenizer, clean_text
+from escnet_runtime.vocab_file import read_vocabulary
 from support.artifacts import tiny_artifacts
 
 OK, BAD_INPUT = 0, 2
@@ -127,3 +128,20 @@ def test_class_names_give_the_python_runtimes_scores(lib, segmenter):
     assert lib.escnet_segmenter_set_classes(handle, twice, 2) == BAD_INPUT
     assert b"duplicate class name" in lib.escnet_last_error()
     assert lib.escnet_segmenter_set_classes(handle, None, 0) == BAD_INPUT
+
+
+def test_encoded_classes_saved_as_a_vocabulary_file_both_runtimes_read(lib, segmenter, tmp_path):
+    artifacts, handle = segmenter
+    lib.escnet_segmenter_save_vocabulary.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    lib.escnet_segmenter_set_vocabulary.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    names = ["sky", "straße", "犬"]
+    encoded = (ctypes.c_char_p * len(names))(*[n.encode() for n in names])
+    assert lib.escnet_segmenter_set_classes(handle, encoded, len(names)) == OK, lib.escnet_last_error()
+    saved = tmp_path / "cache.escvocab"
+    assert lib.escnet_segmenter_save_vocabulary(handle, str(saved).encode()) == OK, lib.escnet_last_error()
+    assert [p.name for p in tmp_path.iterdir()] == ["cache.escvocab"]  # no temporary file left
+    seg = Segmenter(artifacts, disk_cache=False)
+    vocab = read_vocabulary(saved, seg.manifest)
+    assert vocab.class_names == tuple(names)
+    assert float(np.abs(vocab.embeddings - seg.encode_vocabulary(names)).max()) <= 1e-4
+    assert lib.escnet_segmenter_set_vocabulary(handle, str(saved).encode()) == OK, lib.escnet_last_error()

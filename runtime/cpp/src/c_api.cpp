@@ -114,6 +114,15 @@ escnet_status escnet_segmenter_set_classes(escnet_segmenter* segmenter, const ch
   });
 }
 
+escnet_status escnet_segmenter_save_vocabulary(const escnet_segmenter* segmenter, const char* vocabulary_file) {
+  return guarded([&] {
+    if (!segmenter) return null_argument("segmenter");
+    if (!vocabulary_file) return null_argument("vocabulary_file");
+    segmenter->segmenter.save_vocabulary(vocabulary_file);
+    return ESCNET_OK;
+  });
+}
+
 escnet_status escnet_segmenter_tokenize(const escnet_segmenter* segmenter, const char* text, int64_t* ids, size_t capacity,
                                         size_t* count) {
   return guarded([&] {

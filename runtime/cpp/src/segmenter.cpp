@@ -12,6 +12,7 @@
 #include "text_encoder.hpp"
 #include "tokenizer.hpp"
 #include "vocabulary.hpp"
+#include "vocabulary_writer.hpp"
 
 namespace escnet {
 using namespace detail;
@@ -136,11 +137,36 @@ void Segmenter::set_vocabulary(const std::string& vocabulary_file) {
   impl_->vocabulary = std::move(v);
 }
 
-void Segmenter::set_classes(const std::vector<std::string>& names) {
+void Segmenter::set_classes(const std::vector<std::string>& names, const std::string& cache_file) {
   const ClipTokenizer& tok = impl_->tokenizer();
-  auto v = std::make_shared<const Vocabulary>(encode_classes(*impl_->engine, tok, impl_->folder.manifest(), names, impl_->dim));
+  const Manifest& m = impl_->folder.manifest();
+  std::error_code ec;
+  if (!cache_file.empty() && std::filesystem::exists(cache_file, ec)) {
+    try {
+      auto cached = std::make_shared<const Vocabulary>(
+          read_vocabulary(cache_file, m, m.graph(names::kTextEncoder).file, impl_->templates, impl_->dim));
+      if (cached->names == names) {
+        std::lock_guard<std::mutex> lock(impl_->mutex);
+        impl_->vocabulary = std::move(cached);
+        return;
+      }
+    } catch (const Error&) {  // stale or damaged: encoded again and rewritten below
+    }
+  }
+  auto v = std::make_shared<const Vocabulary>(encode_classes(*impl_->engine, tok, m, names, impl_->dim));
+  if (!cache_file.empty()) {
+    write_vocabulary(cache_file, *v, m, m.files.at(m.graph(names::kTextEncoder).file), impl_->options.precision == "bf16" ? "bf16" : "fp32");
+  }
   std::lock_guard<std::mutex> lock(impl_->mutex);
   impl_->vocabulary = std::move(v);
+}
+
+void Segmenter::save_vocabulary(const std::string& vocabulary_file) const {
+  const Manifest& m = impl_->folder.manifest();
+  if (m.baked) throw Error("this graph has its classes baked in; there is no vocabulary to save");
+  const auto v = impl_->current();
+  write_vocabulary(vocabulary_file, *v, m, m.files.at(m.graph(names::kTextEncoder).file),
+                   impl_->options.precision == "bf16" ? "bf16" : "fp32");
 }
 
 std::vector<int64_t> Segmenter::tokenize(const std::string& text) const { return impl_->tokenizer().tokenize(text); }

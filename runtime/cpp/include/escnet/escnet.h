@@ -83,6 +83,10 @@ ESCNET_API escnet_status escnet_segmenter_set_vocabulary(escnet_segmenter* segme
  * and run through the artifacts' text encoder; refused for a baked folder. */
 ESCNET_API escnet_status escnet_segmenter_set_classes(escnet_segmenter* segmenter, const char* const* names, size_t count);
 
+/* The current vocabulary as a vocabulary file (both runtimes read it; a cache across restarts),
+ * written atomically with the umask's mode. */
+ESCNET_API escnet_status escnet_segmenter_save_vocabulary(const escnet_segmenter* segmenter, const char* vocabulary_file);
+
 /* The token ids CLIP's tokenizer gives `text` (UTF-8): the manifest's context length of them into
  * ids (caller-owned, `capacity` int64 values); *count (may be NULL) receives how many that is.
  * ESCNET_INVALID_ARGUMENT when capacity is smaller (nothing is written then). */

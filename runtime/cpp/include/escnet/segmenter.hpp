@@ -66,7 +66,12 @@ class Segmenter {
   // file, filled into the manifest's templates and run through the artifacts' text encoder on the
   // same engine, as the Python runtime's set_vocabulary does. See docs/cpp.md for the names whose
   // ids differ from Python's (ftfy's repairs, HTML entities other than &amp; &lt; &gt; &quot; &apos;).
-  void set_classes(const std::vector<std::string>& names);
+  // cache_file (optional): a vocabulary file used as an on-disk cache: read when it holds exactly
+  // these names for these artifacts, else the names are encoded and the file (re)written.
+  void set_classes(const std::vector<std::string>& names, const std::string& cache_file = "");
+
+  // The current vocabulary as a vocabulary file (the format both runtimes read), written atomically.
+  void save_vocabulary(const std::string& vocabulary_file) const;
 
   // The token ids (the manifest's context length) CLIP's tokenizer gives `text`.
   std::vector<int64_t> tokenize(const std::string& text) const;
