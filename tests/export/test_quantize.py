@@ -1,0 +1,183 @@
+"""``escnet-export quantize`` on the tiny preset: an int8 folder every runtime backend opens, the
+gates' verdicts (not judged on random weights, a forced failure writes nothing), one-line errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from support.artifacts import tiny_artifacts
+
+pytest.importorskip("nncf")
+
+QUANTIZE = [sys.executable, "-c", "from escnet_export.cli import main; main()", "quantize"]
+TIMEOUT_S = 1800
+HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
+
+
+def _quantize(*args: str) -> subprocess.CompletedProcess:
+    """The command in a process of its own (a clean start, as a user runs it)."""
+    return subprocess.run([*QUANTIZE, *args], capture_output=True, text=True, timeout=TIMEOUT_S)
+
+
+def _quantize_here(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """The command in this process (no start-up cost): exit code, stdout, stderr."""
+    from escnet_export.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["escnet-export", "quantize", *args])
+    with pytest.raises(SystemExit) as e:
+        main()
+    out = capsys.readouterr()
+    return e.value.code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def fp32(tmp_path_factory) -> Path:
+    return tiny_artifacts(tmp_path_factory)[0]
+
+
+@pytest.fixture(scope="module")
+def int8(fp32, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    out = tmp_path_factory.mktemp("int8") / "tiny-int8"
+    proc = _quantize("--artifacts", str(fp32), "--synthetic", "4", "--held-out", "2", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc
+
+
+def test_int8_folder_is_on_the_contract(fp32, int8):
+    from escnet_runtime.manifest import load_manifest
+
+    out, _ = int8
+    manifest = load_manifest(out, verify=True)  # every file listed and hashed
+    old = load_manifest(fp32)
+    assert set(manifest.files) == set(old.files) and manifest.graphs == old.graphs
+    extra = manifest.extra
+    assert extra["precision"] == "int8"
+    assert extra["calibration"]["size"] == 4 and len(extra["calibration"]["sha256"]) == 64
+    assert extra["quantization"]["engine"] == "openvino"
+    for graph, precision in extra["quantization"]["graphs"].items():
+        model = onnx.load(out / manifest.graphs[graph].file)
+        has_qdq = any(n.op_type == "QuantizeLinear" for n in model.graph.node)
+        assert has_qdq == (precision == "int8"), graph
+    assert extra["quantization"]["graphs"]["image_encoder"] == "int8"
+    assert all(extra["quantization"]["graphs"][s] == "int8" for s in manifest.decoder_steps)
+
+
+def test_random_weights_are_not_judged(fp32, int8):
+    from escnet_runtime.manifest import load_manifest
+
+    out, proc = int8
+    assert "gates: not judged" in proc.stdout
+    warnings = [line for line in proc.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "gates: not judged" in warnings[0]
+    manifest = load_manifest(out)
+    assert manifest.extra["gates"] == "not judged"
+    # not judged is not "the gates hold": the text encoder stays fp32, byte for byte
+    text = manifest.graphs["text_encoder"].file
+    assert manifest.files[text] == load_manifest(fp32).files[text]
+
+
+@pytest.mark.parametrize("backend", ["ort-cpu", *(["ov-cpu"] if HAS_OPENVINO else [])])
+def test_runtime_backends_open_and_segment_the_int8_folder(fp32, int8, backend):
+    from escnet_runtime import Segmenter
+
+    out, _ = int8
+    image = np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8)
+    names = ["sky", "grass", "a red car", "wall", "person"]  # more classes than two chunks of the steps
+    with Segmenter(out, backend=backend, disk_cache=False, class_chunk=2) as seg:
+        seg.set_vocabulary(names)
+        result = seg.segment(image, return_scores=True)
+    assert result.labels.shape == (96, 128) and result.scores.shape == (5, 96, 128)
+    assert np.isfinite(result.scores).all() and result.labels.max() < 5
+
+
+def _confident_copy(fp32: Path, where: Path) -> Path:
+    """The tiny fp32 folder with its logits scaled by 50: scores saturate, most pixels are confident."""
+    from escnet_runtime.fileio import sha256_file
+    from escnet_runtime.manifest import load_manifest, write_manifest
+
+    folder = where / "confident"
+    shutil.copytree(fp32, folder)
+    manifest = load_manifest(folder)
+    for graph in ("decoder", "decoder_close"):
+        path = folder / manifest.graphs[graph].file
+        model = onnx.load(path)
+        out = model.graph.output[0]
+        scale = onnx.helper.make_tensor("logit_scale", onnx.TensorProto.FLOAT, [], [50.0])
+        model.graph.initializer.append(scale)
+        for node in model.graph.node:
+            node.output[:] = [f"{o}_unscaled" if o == out.name else o for o in node.output]
+        model.graph.node.append(onnx.helper.make_node("Mul", [f"{out.name}_unscaled", "logit_scale"], [out.name]))
+        onnx.save(model, path)
+    files = {name: sha256_file(folder / name) for name in manifest.files}
+    import dataclasses
+
+    write_manifest(folder, dataclasses.replace(manifest, files=files))
+    return folder
+
+
+def test_a_failed_gate_writes_nothing(fp32, tmp_path, monkeypatch, capsys):
+    confident = _confident_copy(fp32, tmp_path)
+    out = tmp_path / "int8"
+    args = ["--artifacts", str(confident), "--synthetic", "4", "--held-out", "2", "--out", str(out)]
+    code, stdout, stderr = _quantize_here(
+        monkeypatch, capsys, *args, "--engine", "onnxruntime", "--min-agreement", "1", "--miou-tolerance", "0"
+    )
+    assert code == 1, stderr[-3000:]
+    assert "| ort-cpu | int8 |" in stdout and "fail" in stdout  # the gate table
+    errors = [line for line in stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "nothing written" in errors[0]
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".int8")]  # no staging left behind
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "exactly one of --calibration DIR and --synthetic N"),
+        (["--synthetic", "2", "--calibration", "."], "exactly one of"),
+        (["--synthetic", "0"], "--synthetic 0: expected 1 to"),
+        (["--synthetic", "2", "--engine", "tensorrt"], "--engine 'tensorrt'"),
+        (["--synthetic", "2", "--held-out", "0"], "--held-out 0"),
+        (["--synthetic", "2", "--min-agreement", "1.5"], "min agreement 1.5"),
+        (["--synthetic", "lots"], "Invalid value for '--synthetic'"),
+    ],
+)
+def test_bad_arguments_are_one_line(tmp_path, monkeypatch, capsys, args, message):
+    fake = tmp_path / "art"
+    fake.mkdir()
+    (fake / "manifest.json").write_text("{}")
+    code, _, stderr = _quantize_here(
+        monkeypatch, capsys, "--artifacts", str(fake), "--out", str(tmp_path / "out"), *args
+    )
+    assert code == 2, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "error" in lines[0] and message in lines[0], stderr
+    assert "Traceback" not in stderr and not (tmp_path / "out").exists()
+
+
+def test_folders_are_checked_before_work(tmp_path, monkeypatch, capsys):
+    art = tmp_path / "art"
+    art.mkdir()
+    (art / "manifest.json").write_text(json.dumps({}))
+    cases = [
+        (["--artifacts", str(tmp_path / "none"), "--out", str(tmp_path / "o")], "no manifest.json"),
+        (["--artifacts", str(art), "--out", str(art)], "is or holds the fp32 artifacts folder"),
+        (["--artifacts", str(art), "--out", str(art / "inner")], "is or holds the fp32 artifacts folder"),
+    ]
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "notes.txt").write_text("mine")
+    cases.append((["--artifacts", str(art), "--out", str(full)], "pass --overwrite"))
+    for args, message in cases:
+        code, _, stderr = _quantize_here(monkeypatch, capsys, *args, "--synthetic", "2")
+        assert code == 2 and message in stderr, (args, stderr)
+        assert len(stderr.strip().splitlines()) == 1
+    assert (full / "notes.txt").read_text() == "mine"
