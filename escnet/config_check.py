@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .config import ClipConfig, ESCNetConfig, FusionConfig, PromptConfig, SamConfig
-from .config_limits import MAX_KMEANS_ITERS, MAX_REGIONS, MAX_TEMPLATES, cost_problems
+from .config_limits import MAX_KMEANS_ITERS, MAX_OUTPUT_TOKENS, MAX_REGIONS, MAX_TEMPLATES, cost_problems
 from .errors import ConfigError
 
 MAX_WIDTH = 16384  # any channel count
@@ -143,6 +143,7 @@ _BOUNDS = {
     **dict.fromkeys(("fusion.swin_heads", "fusion.class_heads"), MAX_WIDTH),
     "fusion.swin_depth": MAX_DEPTH,
     **dict.fromkeys(("clip.vocab_size", "prompt.rank_levels"), MAX_COUNT),
+    "sam.num_mask_tokens": MAX_OUTPUT_TOKENS,
     "prompt.num_regions": MAX_REGIONS,
     "prompt.kmeans_iters": MAX_KMEANS_ITERS,
 }  # dotted field -> largest accepted value (the smallest is 1)
@@ -190,10 +191,15 @@ def _consistency_problems(c: ESCNetConfig) -> Iterator[str]:
         ("sam.heads", sam.heads, "sam.dim / sam.attention_downsample", sam.dim // sam.attention_downsample),
         ("fusion.swin_heads", fusion.swin_heads, "corr_dim", c.corr_dim),
         ("fusion.class_heads", fusion.class_heads, "corr_dim", c.corr_dim),
+        ("fusion.window", fusion.window, "the grid (image_size / clip.patch_size)", c.image_size // clip.patch_size),
     )
     for small_name, small, big_name, big in divides:
         if big % small:
             yield f"{small_name} = {small} does not divide {big_name} = {big}"
+    stages = (("corr_dim", c.corr_dim, 0), ("decoder_dims[0]", c.decoder_dims[0], 1))
+    for name, width, i in stages:  # each upsampling stage makes width - guidance channels, then adds the guidance
+        if width <= c.decoder_guidance_dims[i]:
+            yield f"{name} = {width} must be larger than decoder_guidance_dims[{i}] = {c.decoder_guidance_dims[i]}"
     if c.corr_kernel % 2 == 0:
         yield f"corr_kernel = {c.corr_kernel} must be odd (same-size convolution)"
     bad_layers = [layer for layer in c.guidance_layers if not 0 <= layer < clip.vision_layers]

@@ -19,6 +19,7 @@ from .config import ESCNetConfig
 
 MAX_REGIONS = 64  # K: k-means regions = SAM point tokens per class (the paper's N_o is 5)
 MAX_KMEANS_ITERS = 100  # the paper's fixed count is 10; k-means over <= h*w pixels settles far sooner
+MAX_OUTPUT_TOKENS = 64  # sam.num_mask_tokens: tokens per class ahead of the points (SAM has 4)
 MAX_TEMPLATES = 256  # each template is one text-encoder pass per class (CLIP's ImageNet set has 80)
 MAX_GRID = 64  # image_size / patch_size: 4097 tokens, one 12-head attention map is 0.8 GB (float32)
 # h*w * K * (K + kmeans_iters) element operations per class and block: 43k for the presets (5 regions,
@@ -45,8 +46,6 @@ def cost_problems(config: ESCNetConfig) -> Iterator[str]:
         return
     if c.prompt.num_regions > grid**2:
         yield f"prompt.num_regions = {c.prompt.num_regions} is more than the {grid}x{grid} grid's {grid**2} pixels"
-    if c.fusion.window > grid:
-        yield f"fusion.window = {c.fusion.window} is larger than the {grid}x{grid} grid"
     work = prompt_work(c)
     if work > MAX_PROMPT_WORK:
         yield (

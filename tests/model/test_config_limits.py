@@ -44,8 +44,9 @@ HOSTILE = [
     (_tiny(prompt={"kmeans_iters": MAX_KMEANS_ITERS + 1}), f"is not in 1..{MAX_KMEANS_ITERS}"),
     (_tiny(top={"templates": ["a {}"] * 257}), "templates (count) = 257 is not in 1..256"),
     (_tiny(top={"image_size": 8192}), "a 512x512 grid, over the 64x64 limit"),
-    (_tiny(top={"image_size": 96}, prompt={"num_regions": 40}), "prompt.num_regions = 40 is more than the 6x6"),
-    (_tiny(fusion={"window": 16, "shift": 2}), "fusion.window = 16 is larger than the 8x8 grid"),
+    (_tiny(top={"image_size": 64}, prompt={"num_regions": 40}), "prompt.num_regions = 40 is more than the 4x4"),
+    (_tiny(fusion={"window": 16, "shift": 2}), "fusion.window = 16 does not divide the grid (image_size / clip"),
+    (_tiny(fusion={"window": 3, "shift": 1}), "fusion.window = 3 does not divide the grid (image_size / clip"),
     (
         _tiny(top={"image_size": 1024}, prompt={"num_regions": 64, "kmeans_iters": 100}),
         f"= 4096 * 64 * 164 = 42991616 is over the limit {MAX_PROMPT_WORK}",
@@ -53,6 +54,10 @@ HOSTILE = [
     (_tiny(clip={"vision_heads": 0}), "clip.vision_heads = 0 is not in 1..16384"),
     (_tiny(clip={"patch_size": 0}), "clip.patch_size = 0 is not in 1..8192"),
     (_tiny(sam={"heads": 0}), "sam.heads = 0 is not in 1..16384"),
+    (_tiny(sam={"num_mask_tokens": -1}), "sam.num_mask_tokens = -1 is not in 1..64"),
+    (_tiny(sam={"num_mask_tokens": 10**6}), "sam.num_mask_tokens = 1000000 is not in 1..64"),
+    (_tiny(top={"corr_dim": 2}), "corr_dim = 2 must be larger than decoder_guidance_dims[0] = 8"),
+    (_tiny(top={"decoder_dims": [4, 8]}), "decoder_dims[0] = 4 must be larger than decoder_guidance_dims[1] = 4"),
     (_tiny(prompt={"mask_prob_eps": 0.0}), "prompt.mask_prob_eps = 0.0 is not in (0, 0.5)"),
     (_tiny(prompt={"mask_prob_eps": 0.5}), "prompt.mask_prob_eps = 0.5 is not in (0, 0.5)"),
 ]
