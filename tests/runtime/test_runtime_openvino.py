@@ -210,7 +210,7 @@ def test_bf16_labels_close_to_f32(artifacts, tmp_path):
     """bf16 moves labels only where classes are nearly tied (random weights): report both figures.
 
     Runs in a child process: bf16 inference here (OpenVINO 2026.4, tiny shapes) left this test
-    process's heap corrupted; the crash came minutes later, in unrelated tests (see README)."""
+    process's heap corrupted; the crash came minutes later, in unrelated tests (see docs/known-issues.md)."""
     images = tmp_path / "images.npz"
     np.savez(images, *_images())  # arr_0, arr_1: in order
     code = [sys.executable, "-c", BF16_AGREEMENT, str(artifacts), str(tmp_path / "ov"), json.dumps(CLASSES)]
