@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import torch
@@ -35,10 +36,11 @@ def check_images(images: object, min_size: int) -> torch.Tensor:
 
 # Twin of escnet_runtime.vocabulary.check_class_names: escnet and the runtime may not import each other.
 MAX_CLASSES = 65535  # labels are written as 16-bit PNGs beyond 256 classes
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # no class name holds one; a legend line could not show it
 
 
 def check_class_names(names: object) -> list[str]:
-    """A non-empty list of distinct (case- and space-insensitive), non-blank strings."""
+    """A non-empty list of distinct (case- and space-insensitive), non-blank strings without control characters."""
     if isinstance(names, str) or not isinstance(names, Sequence):
         raise ESCNetInputError("class names must be a list of strings, e.g. ['cat', 'sky']")
     names = list(names)
@@ -50,6 +52,12 @@ def check_class_names(names: object) -> list[str]:
     for i, name in enumerate(names):
         if not isinstance(name, str) or not name.strip():
             raise ESCNetInputError(f"class name {i + 1} is {name!r}; expected a non-blank string")
+        if _CONTROL.search(name):
+            shown = name if len(name) <= 40 else name[:40] + "..."
+            raise ESCNetInputError(
+                f"class name {i + 1} {shown!r} holds a control character (a line break, tab, ...); "
+                "give one name per line in --classes-file, or separate them with commas"
+            )
         key = name.strip().lower()
         if key in seen:
             raise ESCNetInputError(

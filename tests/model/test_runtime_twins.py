@@ -103,6 +103,9 @@ NAMES = [
     5,
     None,
     ["a", "b", "a"],
+    ["cat", "line\nbreak"],
+    ["tab\there"],
+    ["x" * 100 + "\x7f"],
     [f"class {i}" for i in range(vocabulary.MAX_CLASSES)],
     [f"class {i}" for i in range(vocabulary.MAX_CLASSES + 1)],
 ]
