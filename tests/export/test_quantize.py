@@ -169,15 +169,25 @@ def test_folders_are_checked_before_work(tmp_path, monkeypatch, capsys):
     (art / "manifest.json").write_text(json.dumps({}))
     cases = [
         (["--artifacts", str(tmp_path / "none"), "--out", str(tmp_path / "o")], "no manifest.json"),
-        (["--artifacts", str(art), "--out", str(art)], "is or holds the fp32 artifacts folder"),
-        (["--artifacts", str(art), "--out", str(art / "inner")], "is or holds the fp32 artifacts folder"),
+        (["--artifacts", str(art), "--out", str(art)], "is the artifacts folder"),
+        (["--artifacts", str(art), "--out", str(art / "inner")], "lies inside the artifacts folder"),
+        (["--artifacts", str(art), "--out", str(tmp_path)], "holds the artifacts folder"),
     ]
+    calibration = tmp_path / "calib"
+    calibration.mkdir()
+    cases.append(
+        (
+            ["--artifacts", str(art), "--out", str(calibration / "o"), "--calibration", str(calibration)],
+            "lies inside the calibration folder",
+        )
+    )
     full = tmp_path / "full"
     full.mkdir()
     (full / "notes.txt").write_text("mine")
     cases.append((["--artifacts", str(art), "--out", str(full)], "pass --overwrite"))
     for args, message in cases:
-        code, _, stderr = _quantize_here(monkeypatch, capsys, *args, "--synthetic", "2")
+        source = [] if "--calibration" in args else ["--synthetic", "2"]
+        code, _, stderr = _quantize_here(monkeypatch, capsys, *args, *source)
         assert code == 2 and message in stderr, (args, stderr)
         assert len(stderr.strip().splitlines()) == 1
     assert (full / "notes.txt").read_text() == "mine"

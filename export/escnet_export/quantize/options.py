@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from escnet_runtime.contract import MANIFEST_FILE
 
 from escnet_export.errors import ExportError
+from escnet_export.outputs import check_overlap
 from escnet_export.quantize.engines import ENGINES, Engine, require_engine
 from escnet_export.quantize.gates import GateRule
 
@@ -43,11 +43,6 @@ def _count(value: int, what: str, hi: int) -> None:
         raise ExportError(f"{what} {value}: expected 1 to {hi}")
 
 
-def _inside(a: Path, b: Path) -> bool:
-    a, b = Path(os.path.realpath(a)), Path(os.path.realpath(b))
-    return a == b or a.is_relative_to(b)
-
-
 def validate(opts: QuantizeOptions) -> None:
     """Every value, the folders and the engine's quantiser, before anything is read or written."""
     if (opts.calibration is None) == (opts.synthetic is None):
@@ -68,8 +63,7 @@ def validate(opts: QuantizeOptions) -> None:
         )
     if opts.calibration is not None and not opts.calibration.is_dir():
         raise ExportError(f"--calibration {opts.calibration}: no such folder")
-    if _inside(opts.out, opts.artifacts) or _inside(opts.artifacts, opts.out):
-        raise ExportError(f"--out {opts.out}: is or holds the fp32 artifacts folder it reads; choose another folder")
+    check_overlap(opts.out, {"artifacts folder": opts.artifacts, "calibration folder": opts.calibration})
     if opts.out.exists() and not opts.out.is_dir():
         raise ExportError(f"--out {opts.out}: exists and is not a folder")
     if opts.out.is_dir() and any(opts.out.iterdir()) and not opts.overwrite:
