@@ -38,9 +38,9 @@ def bad(hint: str, message: str) -> typer.BadParameter:
     return typer.BadParameter(message, param_hint=hint)
 
 
-def failed(error: ChildError) -> CliError:
-    """A measurement that failed mid-run: one line, exit 1."""
-    return CliError(str(error))
+def failed(message: str | ChildError) -> CliError:
+    """A measurement that failed mid-run (e.g. a child's :class:`ChildError`): one line, exit 1."""
+    return CliError(" ".join(str(message).split()))
 
 
 def check_artifacts(folder: Path, hint: str = "'ARTIFACTS'") -> Path:

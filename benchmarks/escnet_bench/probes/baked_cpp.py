@@ -103,7 +103,7 @@ def _python(plan: Plan, kind: str, target: Path, names: list[str]) -> dict[str, 
     try:
         run = run_function(segment_repeatedly, *args)
     except ChildError as e:
-        raise failed(ChildError(f"{kind}, {len(names)} classes: {e}")) from None
+        raise failed(f"{kind}, {len(names)} classes: {e}") from None
     return {"seconds": run.value, "peak_gib": (run.peak_rss_mib or float("nan")) / GIB}
 
 
@@ -127,7 +127,7 @@ def _cpp(plan: Plan, folder: Path, vocabulary: Path | None) -> dict[str, float]:
     found = re.search(r"median ([\d.]+) ms", run.stderr)
     if run.returncode != 0 or not found:
         tail = (run.stderr.strip().splitlines() or ["no output"])[-1]
-        raise failed(ChildError(f"{plan.cpp_tool.name} exited {run.returncode}: {tail}"))
+        raise failed(f"{plan.cpp_tool.name} exited {run.returncode}: {tail}")
     return {"seconds": float(found.group(1)) / 1000, "peak_gib": (run.peak_rss_mib or float("nan")) / GIB}
 
 

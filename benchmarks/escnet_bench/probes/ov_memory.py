@@ -50,7 +50,7 @@ def _measure(artifacts: Path, classes: int, rounds: int) -> dict[tuple[str, str]
             try:
                 run = run_function(segment_twice, str(artifacts), backend, release, classes)
             except ChildError as e:
-                raise failed(ChildError(f"{backend} ({release}): {e}")) from None
+                raise failed(f"{backend} ({release}): {e}") from None
             runs[(backend, release)].append({"seconds": run.value, "peak_mib": run.peak_rss_mib or float("nan")})
     return runs
 

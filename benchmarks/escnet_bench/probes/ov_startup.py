@@ -61,7 +61,7 @@ def _backend_rows(artifacts: Path, backend: str, classes: int) -> list[str]:
             try:
                 run = run_function(start_and_segment, str(artifacts), backend, classes, tmp)
             except ChildError as e:
-                raise failed(ChildError(f"{backend} ({state} cache): {e}")) from None
+                raise failed(f"{backend} ({state} cache): {e}") from None
             r, peak = run.value, run.peak_rss_mib
             size = f"{_size_mib(Path(tmp)):.0f}" if state != "-" else "-"
             rows.append(
