@@ -26,13 +26,12 @@ from escnet_runtime.contract import (
 )
 from escnet_runtime.errors import InputError
 from escnet_runtime.fileio import atomic_path
-from escnet_runtime.manifest import MAX_MANIFEST_BYTES, ManifestError, resolve_inside, verify_files
+from escnet_runtime.manifest import ManifestError, read_manifest_json, resolve_inside, verify_files
 from escnet_runtime.manifest_checks import (
     BAKED_SCHEMA_FILE,
     ManifestFieldError,
     check_preprocess,
     check_relative,
-    parse_json,
     validate_schema,
 )
 from escnet_runtime.vocabulary import check_class_names
@@ -150,22 +149,7 @@ def load_baked_manifest(folder: str | Path, verify: bool = True, check_graph: bo
     or wrong in a field. ``check_graph``: also compare ``segmenter.onnx``'s tensors with the manifest."""
     folder = Path(folder)
     path = folder / MANIFEST_FILE
-    try:
-        if path.is_file() and path.stat().st_size > MAX_MANIFEST_BYTES:
-            raise ManifestError(f"{path}: {path.stat().st_size} bytes is too large for a manifest")
-        data = parse_json(path.read_text(encoding="utf-8"))
-    except ManifestFieldError as e:
-        raise ManifestError(f"{path}: {e}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise ManifestError(f"{path}: unreadable manifest ({type(e).__name__})") from None
-    if not isinstance(data, dict) or data.get("format") != BAKED_FORMAT:
-        got = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise ManifestError(f"{path}: not a baked-vocabulary manifest (format {got!r})")
-    version = data.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ManifestError(f"{path}: format_version: expected a whole number >= 1, got {version!r}")
-    if version > BAKED_FORMAT_VERSION:
-        raise ManifestError(f"{path}: format_version: {version} is newer than supported ({BAKED_FORMAT_VERSION})")
+    data = read_manifest_json(path, BAKED_FORMAT, "a baked-vocabulary manifest", BAKED_FORMAT_VERSION)
     try:
         check_baked(data)
         manifest = BakedManifest.from_dict(data)

@@ -147,30 +147,38 @@ def write_manifest(folder: str | Path, manifest: Manifest) -> Path:
     return path
 
 
-def _read_manifest_json(folder: Path) -> dict[str, Any]:
-    path = folder / MANIFEST_FILE
-    if not path.is_file():
-        raise ManifestError(f"{folder}: no {MANIFEST_FILE}; expected an artifacts folder written by escnet-export")
+def read_manifest_json(path: Path, form: str, kind: str, supported: int) -> dict[str, Any]:
+    """The JSON object at ``path`` when its ``format`` is ``form`` and its ``format_version`` is at
+    most ``supported``; ManifestError (one line) otherwise. ``kind`` names the format in messages
+    ("an escnet artifacts manifest", "a baked-vocabulary manifest"). Artifacts and baked manifests
+    are both read here."""
     try:
-        if path.stat().st_size > MAX_MANIFEST_BYTES:
+        if path.is_file() and path.stat().st_size > MAX_MANIFEST_BYTES:
             raise ManifestError(f"{path}: {path.stat().st_size} bytes is too large for a manifest")
         data = parse_json(path.read_text(encoding="utf-8"))
     except ManifestFieldError as e:
         raise ManifestError(f"{path}: {e}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ManifestError(f"{path}: unreadable manifest ({type(e).__name__}: {e})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
+    if not isinstance(data, dict) or data.get("format") != form:
         got = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise ManifestError(f"{path}: not an escnet artifacts manifest (format {got!r})")
+        raise ManifestError(f"{path}: not {kind} (format {got!r})")
     version = data.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ManifestError(f"{path}: format_version: expected a whole number >= 1, got {version!r}")
-    if version > FORMAT_VERSION:
+    if version > supported:
         raise ManifestError(
             f"{path}: manifest format version {version} is newer than this runtime supports "
-            f"({FORMAT_VERSION}); upgrade escnet_runtime"
+            f"({supported}); upgrade escnet_runtime"
         )
     return data
+
+
+def _read_manifest_json(folder: Path) -> dict[str, Any]:
+    path = folder / MANIFEST_FILE
+    if not path.is_file():
+        raise ManifestError(f"{folder}: no {MANIFEST_FILE}; expected an artifacts folder written by escnet-export")
+    return read_manifest_json(path, FORMAT, "an escnet artifacts manifest", FORMAT_VERSION)
 
 
 def load_manifest(folder: str | Path, verify: bool = True) -> Manifest:
