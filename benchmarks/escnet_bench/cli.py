@@ -52,7 +52,9 @@ def bench(
     artifacts: str = typer.Option(DEFAULT_ARTIFACTS, help="Artifacts folder (exported into when it has no manifest)."),
     preset: str = typer.Option(DEFAULT_PRESET, help="Model preset: vit-b16, vit-l14 or tiny."),
     backends: str = typer.Option(
-        DEFAULT_BACKENDS, help="Comma-separated backends, or 'all' (missing ones are skipped)."
+        DEFAULT_BACKENDS,
+        help="Comma-separated backends, 'default' (all but the CPU torch.compile peers) or 'all'; "
+        "missing ones are skipped.",
     ),
     classes: str = typer.Option(DEFAULT_CLASSES, help="Comma-separated class counts, e.g. 20,59,150,459,847."),
     batch: str = typer.Option(DEFAULT_BATCH, help="Comma-separated batch sizes, e.g. 1,2,4."),

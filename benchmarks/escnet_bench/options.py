@@ -19,10 +19,14 @@ TORCH_BACKENDS = (
 )  # fmt: skip
 RUNTIME_BACKENDS = ("ort-cpu", "ort-cuda", "ort-trt", "trt", "ov-cpu", "ov-cpu-bf16", "ort-cpu-int8", "ov-cpu-int8")
 ALL_BACKENDS = TORCH_BACKENDS + RUNTIME_BACKENDS
+# "default": every backend but the CPU torch.compile peers, which compile for minutes per new
+# class count on a small CPU (ask for them by name, or with "all").
+SLOW_TO_START = ("torch-compile", "torch-compile-bf16")
+DEFAULT_SET = tuple(b for b in ALL_BACKENDS if b not in SLOW_TO_START)
 REFERENCE_BACKEND = "torch"
 
 DEFAULT_PRESET = "vit-b16"
-DEFAULT_BACKENDS = "all"
+DEFAULT_BACKENDS = "default"
 DEFAULT_CLASSES = "10,20"
 DEFAULT_BATCH = "1"
 DEFAULT_ITERS = "auto"
@@ -39,7 +43,8 @@ MAX_BATCH = 256
 DEFAULTS_RATIONALE = (
     "The default run (no flags): when --artifacts has no manifest, export vit-b16 into it first (three graphs "
     "and the decoder's step graphs, checked against PyTorch; the longest part), then benchmark every backend "
-    "(those this machine lacks are reported as skipped) at 10 and 20 classes, batch 1: 1 warm-up, then --iters "
+    "but the CPU torch.compile peers (those this machine lacks are reported as skipped) at 10 and 20 classes, "
+    "batch 1: 1 warm-up, then --iters "
     "auto (2 to 10 timed runs, stopping after about 5 s per figure), plus each CPU backend's peak memory in a "
     "fresh process. On a 2-core CPU that takes minutes, the export first far longer (measured times: "
     "docs/benchmarks.md). Two class counts are the fewest that give a per-class cost fit. Use "
@@ -57,7 +62,7 @@ class BenchOptions:
     """Everything a run depends on; saved in the JSON so a run can be reproduced."""
 
     preset: str = DEFAULT_PRESET
-    backends: tuple[str, ...] = ALL_BACKENDS
+    backends: tuple[str, ...] = DEFAULT_SET
     classes: tuple[int, ...] = (10, 20)
     batch: tuple[int, ...] = (1,)
     iters: int | None = None  # None: automatic (AUTO_MIN_ITERS..AUTO_MAX_ITERS within AUTO_BUDGET_S)
@@ -99,16 +104,21 @@ def parse_int_list(text: str, what: str, lo: int, hi: int) -> tuple[int, ...]:
 
 
 def parse_backends(text: str) -> tuple[str, ...]:
-    """ "torch,ort-cpu" or "all" -> backend names in the order given, duplicates removed."""
+    """ "torch,ort-cpu", "default" or "all" -> backend names in the order given, duplicates removed."""
     if text.strip() == "all":
         return ALL_BACKENDS
+    if text.strip() == "default":
+        return DEFAULT_SET
     names = [p.strip() for p in text.split(",")]
     if not text.strip() or any(not n for n in names):
-        raise OptionError(f"--backends {text!r}: expected a comma-separated list, e.g. 'torch,ort-cpu', or 'all'")
+        raise OptionError(
+            f"--backends {text!r}: expected a comma-separated list, e.g. 'torch,ort-cpu', 'default' or 'all'"
+        )
     unknown = [n for n in names if n not in ALL_BACKENDS]
     if unknown:
         raise OptionError(
-            f"--backends: unknown backend {unknown[0]!r}; expected 'all' or some of {', '.join(ALL_BACKENDS)}"
+            f"--backends: unknown backend {unknown[0]!r}; "
+            f"expected 'default', 'all' or some of {', '.join(ALL_BACKENDS)}"
         )
     return tuple(dict.fromkeys(names))
 

@@ -44,7 +44,8 @@ def test_bad_arguments_are_one_line_exit_2(args, message, tmp_path):
 def torch_run(tmp_path_factory):
     """A tiny run of the reference with two unavailable GPU backends beside it."""
     out = tmp_path_factory.mktemp("bench-out")
-    args = ["--preset", "tiny", "--backends", "torch,torch-cuda,torch-cuda-compile", "--classes", "2,4,6", "--batch", "1,2"]
+    args = ["--preset", "tiny", "--backends", "torch,torch-cuda,torch-cuda-compile"]
+    args += ["--classes", "2,4,6", "--batch", "1,2"]
     result = _run([*args, "--iters", "2", "--warmup", "0", "--out", str(out), "--artifacts", str(out / "none")])
     assert result.exit_code == 0, result.output
     return out, json.loads((out / "results.json").read_text()), result

@@ -109,6 +109,9 @@ def test_parse_int_list_rejects(text, message):
 def test_parse_lists_sort_and_dedupe():
     assert parse_int_list("150, 20,20", "classes", 1, 1000) == (20, 150)
     assert parse_backends("all") == ALL_BACKENDS
+    default = parse_backends("default")
+    assert "torch-compile" not in default and "torch-compile-bf16" not in default
+    assert set(ALL_BACKENDS) - set(default) == {"torch-compile", "torch-compile-bf16"}
     assert parse_backends("ort-cpu,torch,ort-cpu") == ("ort-cpu", "torch")
     with pytest.raises(OptionError, match="unknown backend 'onnx'"):
         parse_backends("torch,onnx")
