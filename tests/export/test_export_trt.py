@@ -9,9 +9,9 @@ from pathlib import Path
 
 import onnx
 import pytest
-from escnet_export.trt import env as trt_env
 from escnet_export.cli import app
 from escnet_export.errors import ExportError
+from escnet_export.trt import env as trt_env
 from escnet_export.trt.precision import fp32_nodes, layers_to_pin, pin_layers
 from escnet_export.trt.profiles import AxisRange, default_texts, input_profiles
 from escnet_runtime.contract import BATCH, CLASSES, DECODER, TEXT_ENCODER, TEXTS, ModelDims, graph_specs
