@@ -167,3 +167,31 @@ def test_the_c_example_runs(cpp_build, folders):
     assert list(counts) == list(BAKED_NAMES) and sum(map(int, counts.values())) == 48 * 64
     proc = subprocess.run([str(cpp_build / "escnet-example-c"), "/nonexistent"], capture_output=True, text=True)
     assert proc.returncode == 2 and "no such folder" in proc.stderr
+
+
+def test_c_api_sliding_window_matches_the_python_runtime(lib, folders):
+    lib.escnet_segmenter_segment_sliding.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
+                                                     ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p]  # fmt: skip
+    lib.escnet_segmenter_segment_sliding.restype = ctypes.c_int
+    handle = _create(lib, folders["artifacts"], chunk=3)
+    try:
+        assert lib.escnet_segmenter_set_vocabulary(handle, str(folders["vocabulary"]).encode()) == OK
+        for i, (h, w) in enumerate([(70, 100), (150, 90)]):
+            array = np.random.default_rng(20 + i).integers(0, 256, (h, w, 3), dtype=np.uint8)
+            labels, scores = np.zeros((h, w), np.int32), np.zeros((len(NAMES), h, w), np.float32)
+            status = lib.escnet_segmenter_segment_sliding(handle, array.ctypes.data, h, w, w * 3, labels.ctypes.data,
+                                                          scores.ctypes.data)  # fmt: skip
+            assert status == OK, lib.escnet_last_error()
+            want = folders["python"].segment(array, sliding_window=True, return_scores=True)
+            assert np.mean(labels == want.labels) >= 0.999, (h, w)
+            assert float(np.abs(scores - want.scores).max()) <= 1e-4, (h, w)
+    finally:
+        lib.escnet_segmenter_destroy(handle)
+    baked = _create(lib, folders["baked"])
+    try:
+        labels = np.zeros((8, 8), np.int32)
+        image = np.zeros((8, 8, 3), np.uint8)
+        status = lib.escnet_segmenter_segment_sliding(baked, image.ctypes.data, 8, 8, 24, labels.ctypes.data, None)
+        assert status == INVALID_ARGUMENT and b"sliding window" in lib.escnet_last_error()
+    finally:
+        lib.escnet_segmenter_destroy(baked)

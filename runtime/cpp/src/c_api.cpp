@@ -45,13 +45,14 @@ escnet_status guarded(F&& body) noexcept {
 escnet_status null_argument(const char* name) { return fail(ESCNET_INVALID_ARGUMENT, std::string(name) + " is NULL"); }
 
 escnet_status segment(const escnet_segmenter* s, const uint8_t* rgb, int height, int width, size_t stride, int32_t* labels,
-                      float* scores) {
+                      float* scores, bool sliding = false) {
   if (!s) return null_argument("segmenter");
   if (!labels) return null_argument("labels");
   if (scores && s->segmenter.baked()) {
     return fail(ESCNET_INVALID_ARGUMENT, "scores at the image's size need an artifacts folder, not a baked one");
   }
-  const escnet::Labels out = s->segmenter.segment(rgb, height, width, stride, scores != nullptr);
+  if (sliding && s->segmenter.baked()) return fail(ESCNET_INVALID_ARGUMENT, "the sliding window needs an artifacts folder, not a baked one");
+  const escnet::Labels out = s->segmenter.segment(rgb, height, width, stride, scores != nullptr, sliding);
   std::memcpy(labels, out.data.data(), out.data.size() * sizeof(int32_t));
   if (scores) std::memcpy(scores, out.scores.data(), out.scores.size() * sizeof(float));
   return ESCNET_OK;
@@ -150,6 +151,11 @@ escnet_status escnet_segmenter_segment_scores(const escnet_segmenter* segmenter,
     if (!scores) return null_argument("scores");
     return segment(segmenter, rgb, height, width, stride, labels, scores);
   });
+}
+
+escnet_status escnet_segmenter_segment_sliding(const escnet_segmenter* segmenter, const uint8_t* rgb, int height, int width,
+                                               size_t stride, int32_t* labels, float* scores) {
+  return guarded([&] { return segment(segmenter, rgb, height, width, stride, labels, scores, true); });
 }
 
 escnet_status escnet_segmenter_class_count(const escnet_segmenter* segmenter, size_t* count) {

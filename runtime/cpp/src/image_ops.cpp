@@ -99,10 +99,19 @@ LabelAccumulator::LabelAccumulator(int image_size, int height, int width, float*
       best_(static_cast<std::size_t>(height) * width),
       labels_(static_cast<std::size_t>(height) * width, 0) {}
 
-void LabelAccumulator::add(int32_t index, const float* logits, int side) {
-  std::vector<float> probs = resize_bilinear(logits, 1, side, side, size_, size_);  // (S, S)
+std::vector<float> view_probabilities(const float* logits, int side, int size) {
+  std::vector<float> probs = resize_bilinear(logits, 1, side, side, size, size);  // (S, S)
   for (float& v : probs) v = sigmoid(v);
-  const std::vector<float> up = resize_bilinear(probs.data(), 1, size_, size_, height_, width_);
+  return probs;
+}
+
+void LabelAccumulator::add(int32_t index, const float* logits, int side) {
+  const std::vector<float> probs = view_probabilities(logits, side, size_);
+  add_probabilities(index, probs.data(), size_);
+}
+
+void LabelAccumulator::add_probabilities(int32_t index, const float* probs, int side) {
+  const std::vector<float> up = resize_bilinear(probs, 1, side, side, height_, width_);
   if (scores_) std::copy(up.begin(), up.end(), scores_ + static_cast<std::size_t>(index) * up.size());
   if (first_) {
     best_ = up;

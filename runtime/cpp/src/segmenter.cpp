@@ -8,6 +8,7 @@
 #include "chunked_decoder.hpp"
 #include "engine.hpp"
 #include "image_ops.hpp"
+#include "sliding.hpp"
 #include "manifest.hpp"
 #include "text_encoder.hpp"
 #include "tokenizer.hpp"
@@ -81,14 +82,47 @@ struct Segmenter::Impl {
     return vocabulary;
   }
 
+  // One (3, S, S) view -> logits per chunk of classes, each (1, Tc, side, side).
+  std::vector<Tensor> decode(const Vocabulary& v, std::vector<float> view) const {
+    const int s = folder.manifest().preprocess.image_size;
+    Tensor image{{1, 3, s, s}, std::move(view)};
+    const Outputs features = engine->run(names::kImageEncoder, {{names::kImage, &image}});
+    return (*decoder)(features, v.embeddings, static_cast<int64_t>(v.names.size()), templates, dim, chunk);
+  }
+
+  Labels segment_sliding(const Vocabulary& v, const uint8_t* rgb, int height, int width, std::size_t stride,
+                         bool with_scores) const {
+    const Manifest& m = folder.manifest();
+    const SlidingGrid grid(m.sliding);
+    std::vector<std::vector<Tensor>> logits;  // per view (windows, then global): per chunk
+    for (auto& view : grid.views(rgb, height, width, stride, m.preprocess)) logits.push_back(decode(v, std::move(view)));
+    const auto classes = static_cast<int64_t>(v.names.size());
+    Labels result{height, width, {}, {}, v.names};
+    if (with_scores) result.scores.resize(static_cast<std::size_t>(classes) * height * width);
+    LabelAccumulator labels(m.preprocess.image_size, height, width, with_scores ? result.scores.data() : nullptr);
+    int32_t index = 0;
+    for (std::size_t part = 0; part < logits.front().size(); ++part) {
+      const Tensor& first = logits.front()[part];  // (1, Tc, side, side)
+      const int side = static_cast<int>(first.shape.at(3));
+      for (int64_t c = 0; c < first.shape.at(1); ++c, ++index) {
+        std::vector<std::vector<float>> probs;
+        for (const auto& view : logits) {
+          probs.push_back(view_probabilities(view[part].data.data() + c * side * side, side, m.preprocess.image_size));
+        }
+        const std::vector<float> scores = grid.fold(probs);
+        labels.add_probabilities(index, scores.data(), grid.canvas());
+      }
+    }
+    result.data = labels.take();
+    return result;
+  }
+
   Labels segment_steps(const Vocabulary& v, const uint8_t* rgb, int height, int width, std::size_t stride,
                        bool with_scores) const {
     const Preprocess& pre = folder.manifest().preprocess;
     const int s = pre.image_size;
-    Tensor image{{1, 3, s, s}, image_view(rgb, height, width, stride, pre)};
-    const Outputs features = engine->run(names::kImageEncoder, {{names::kImage, &image}});
     const auto classes = static_cast<int64_t>(v.names.size());
-    const std::vector<Tensor> logits = (*decoder)(features, v.embeddings, classes, templates, dim, chunk);
+    const std::vector<Tensor> logits = decode(v, image_view(rgb, height, width, stride, pre));
     Labels result{height, width, {}, {}, v.names};
     if (with_scores) result.scores.resize(static_cast<std::size_t>(classes) * height * width);
     LabelAccumulator labels(s, height, width, with_scores ? result.scores.data() : nullptr);
@@ -171,7 +205,8 @@ void Segmenter::save_vocabulary(const std::string& vocabulary_file) const {
 
 std::vector<int64_t> Segmenter::tokenize(const std::string& text) const { return impl_->tokenizer().tokenize(text); }
 
-Labels Segmenter::segment(const uint8_t* rgb, int height, int width, std::size_t stride, bool with_scores) const {
+Labels Segmenter::segment(const uint8_t* rgb, int height, int width, std::size_t stride, bool with_scores,
+                          bool sliding_window) const {
   if (rgb == nullptr) throw Error("image pointer is null");
   if (height < 1 || width < 1 || height > kMaxSide || width > kMaxSide) {
     throw Error("image is " + std::to_string(height) + "x" + std::to_string(width) + "; expected 1.." +
@@ -186,6 +221,7 @@ Labels Segmenter::segment(const uint8_t* rgb, int height, int width, std::size_t
   }
   const auto vocabulary = impl_->current();
   if (impl_->folder.manifest().baked) {
+    if (sliding_window) throw Error("the sliding window needs an artifacts folder; a baked graph runs one view");
     if (with_scores) throw Error("scores at the image's size need an artifacts folder; a baked graph gives them at its own resolution");
     return impl_->segment_baked(rgb, height, width, stride);
   }
@@ -193,6 +229,7 @@ Labels Segmenter::segment(const uint8_t* rgb, int height, int width, std::size_t
     throw Error("scores for " + std::to_string(vocabulary->names.size()) + " classes at " + std::to_string(height) + "x" +
                 std::to_string(width) + " would take over 8 GiB; ask for labels only, or a smaller image");
   }
+  if (sliding_window) return impl_->segment_sliding(*vocabulary, rgb, height, width, stride, with_scores);
   return impl_->segment_steps(*vocabulary, rgb, height, width, stride, with_scores);
 }
 

@@ -105,6 +105,13 @@ ESCNET_API escnet_status escnet_segmenter_segment_scores(const escnet_segmenter*
                                                          int height, int width, size_t stride, int32_t* labels,
                                                          float* scores);
 
+/* As escnet_segmenter_segment_scores with CAT-Seg's sliding window (the manifest's windows over a
+ * canvas plus a global view, as the Python runtime's sliding_window=True); scores may be NULL.
+ * Artifacts folders only. */
+ESCNET_API escnet_status escnet_segmenter_segment_sliding(const escnet_segmenter* segmenter, const uint8_t* rgb,
+                                                          int height, int width, size_t stride, int32_t* labels,
+                                                          float* scores);
+
 /* The number of classes of the current vocabulary (0 before one is set). */
 ESCNET_API escnet_status escnet_segmenter_class_count(const escnet_segmenter* segmenter, size_t* count);
 

@@ -79,8 +79,11 @@ class Segmenter {
   // rgb: height rows of width x 3 bytes (R, G, B), row r starting at rgb + r * stride.
   // with_scores: also fill Labels::scores (artifacts folders only: a baked graph's scores are at
   // the decoder's resolution, after the sigmoid, so they cannot be brought to the image's size
-  // as the labels were; Error for a baked folder).
-  Labels segment(const uint8_t* rgb, int height, int width, std::size_t stride, bool with_scores = false) const;
+  // as the labels were; Error for a baked folder). sliding_window: CAT-Seg's protocol with the
+  // manifest's sliding_window (windows over a canvas plus a global view, as the Python runtime's
+  // segment(sliding_window=True)); artifacts folders only.
+  Labels segment(const uint8_t* rgb, int height, int width, std::size_t stride, bool with_scores = false,
+                 bool sliding_window = false) const;
 
   std::vector<std::string> class_names() const;
   // (r, g, b) per class, for label images.
