@@ -195,3 +195,36 @@ def test_c_api_sliding_window_matches_the_python_runtime(lib, folders):
         assert status == INVALID_ARGUMENT and b"sliding window" in lib.escnet_last_error()
     finally:
         lib.escnet_segmenter_destroy(baked)
+
+
+class Image(ctypes.Structure):
+    _fields_ = [
+        ("rgb", ctypes.c_void_p),
+        ("height", ctypes.c_int),
+        ("width", ctypes.c_int),
+        ("stride", ctypes.c_size_t),
+    ]
+
+
+def test_c_api_batch_input(lib, folders):
+    lib.escnet_segmenter_segment_batch.argtypes = [ctypes.c_void_p, ctypes.POINTER(Image), ctypes.c_size_t,
+                                                   ctypes.POINTER(ctypes.c_void_p)]  # fmt: skip
+    lib.escnet_segmenter_segment_batch.restype = ctypes.c_int
+    handle = _create(lib, folders["artifacts"], chunk=3)
+    try:
+        assert lib.escnet_segmenter_set_vocabulary(handle, str(folders["vocabulary"]).encode()) == OK
+        arrays = [
+            np.random.default_rng(30 + i).integers(0, 256, (h, w, 3), dtype=np.uint8) for i, (h, w) in enumerate(SIZES)
+        ]
+        images = (Image * len(arrays))(*[Image(a.ctypes.data, a.shape[0], a.shape[1], a.shape[1] * 3) for a in arrays])
+        labels = [np.zeros(a.shape[:2], np.int32) for a in arrays]
+        outs = (ctypes.c_void_p * len(arrays))(*[lab.ctypes.data for lab in labels])
+        assert lib.escnet_segmenter_segment_batch(handle, images, len(arrays), outs) == OK, lib.escnet_last_error()
+        for array, got in zip(arrays, labels, strict=True):
+            assert np.mean(got == folders["python"].segment(array).labels) >= 0.999
+        images[1].stride = 1  # one bad image: refused before any is segmented
+        labels[0][:] = -7
+        assert lib.escnet_segmenter_segment_batch(handle, images, len(arrays), outs) == BAD_INPUT
+        assert b"stride" in lib.escnet_last_error() and (labels[0] == -7).all()
+    finally:
+        lib.escnet_segmenter_destroy(handle)

@@ -158,6 +158,22 @@ escnet_status escnet_segmenter_segment_sliding(const escnet_segmenter* segmenter
   return guarded([&] { return segment(segmenter, rgb, height, width, stride, labels, scores, true); });
 }
 
+escnet_status escnet_segmenter_segment_batch(const escnet_segmenter* segmenter, const escnet_image* images, size_t count,
+                                             int32_t* const* labels) {
+  return guarded([&] {
+    if (!segmenter) return null_argument("segmenter");
+    if (count && (!images || !labels)) return null_argument(!images ? "images" : "labels");
+    std::vector<escnet::Image> batch;
+    for (size_t i = 0; i < count; ++i) {
+      if (!labels[i]) return fail(ESCNET_INVALID_ARGUMENT, "labels[" + std::to_string(i) + "] is NULL");
+      batch.push_back({images[i].rgb, images[i].height, images[i].width, images[i].stride});
+    }
+    const std::vector<escnet::Labels> out = segmenter->segmenter.segment(batch);
+    for (size_t i = 0; i < count; ++i) std::memcpy(labels[i], out[i].data.data(), out[i].data.size() * sizeof(int32_t));
+    return ESCNET_OK;
+  });
+}
+
 escnet_status escnet_segmenter_class_count(const escnet_segmenter* segmenter, size_t* count) {
   return guarded([&] {
     if (!segmenter) return null_argument("segmenter");

@@ -205,8 +205,8 @@ void Segmenter::save_vocabulary(const std::string& vocabulary_file) const {
 
 std::vector<int64_t> Segmenter::tokenize(const std::string& text) const { return impl_->tokenizer().tokenize(text); }
 
-Labels Segmenter::segment(const uint8_t* rgb, int height, int width, std::size_t stride, bool with_scores,
-                          bool sliding_window) const {
+namespace {
+void check_image(const uint8_t* rgb, int height, int width, std::size_t stride) {
   if (rgb == nullptr) throw Error("image pointer is null");
   if (height < 1 || width < 1 || height > kMaxSide || width > kMaxSide) {
     throw Error("image is " + std::to_string(height) + "x" + std::to_string(width) + "; expected 1.." +
@@ -219,18 +219,39 @@ Labels Segmenter::segment(const uint8_t* rgb, int height, int width, std::size_t
   if (stride < static_cast<std::size_t>(width) * 3) {
     throw Error("row stride " + std::to_string(stride) + " is shorter than a row of " + std::to_string(width) + " RGB pixels");
   }
+}
+}  // namespace
+
+Labels Segmenter::segment(const uint8_t* rgb, int height, int width, std::size_t stride, bool with_scores,
+                          bool sliding_window) const {
+  return segment(std::vector<Image>{{rgb, height, width, stride}}, with_scores, sliding_window).front();
+}
+
+std::vector<Labels> Segmenter::segment(const std::vector<Image>& images, bool with_scores, bool sliding_window) const {
+  for (const Image& im : images) check_image(im.rgb, im.height, im.width, im.stride);  // all before any work
   const auto vocabulary = impl_->current();
-  if (impl_->folder.manifest().baked) {
-    if (sliding_window) throw Error("the sliding window needs an artifacts folder; a baked graph runs one view");
-    if (with_scores) throw Error("scores at the image's size need an artifacts folder; a baked graph gives them at its own resolution");
-    return impl_->segment_baked(rgb, height, width, stride);
+  const bool baked = impl_->folder.manifest().baked;
+  if (baked && sliding_window) throw Error("the sliding window needs an artifacts folder; a baked graph runs one view");
+  if (baked && with_scores) {
+    throw Error("scores at the image's size need an artifacts folder; a baked graph gives them at its own resolution");
   }
-  if (with_scores && vocabulary->names.size() * uint64_t(height) * uint64_t(width) > (uint64_t(1) << 31)) {
-    throw Error("scores for " + std::to_string(vocabulary->names.size()) + " classes at " + std::to_string(height) + "x" +
-                std::to_string(width) + " would take over 8 GiB; ask for labels only, or a smaller image");
+  for (const Image& im : images) {
+    if (with_scores && vocabulary->names.size() * uint64_t(im.height) * uint64_t(im.width) > (uint64_t(1) << 31)) {
+      throw Error("scores for " + std::to_string(vocabulary->names.size()) + " classes at " + std::to_string(im.height) +
+                  "x" + std::to_string(im.width) + " would take over 8 GiB; ask for labels only, or a smaller image");
+    }
   }
-  if (sliding_window) return impl_->segment_sliding(*vocabulary, rgb, height, width, stride, with_scores);
-  return impl_->segment_steps(*vocabulary, rgb, height, width, stride, with_scores);
+  std::vector<Labels> out;
+  for (const Image& im : images) {
+    if (baked) {
+      out.push_back(impl_->segment_baked(im.rgb, im.height, im.width, im.stride));
+    } else if (sliding_window) {
+      out.push_back(impl_->segment_sliding(*vocabulary, im.rgb, im.height, im.width, im.stride, with_scores));
+    } else {
+      out.push_back(impl_->segment_steps(*vocabulary, im.rgb, im.height, im.width, im.stride, with_scores));
+    }
+  }
+  return out;
 }
 
 std::vector<std::string> Segmenter::class_names() const {

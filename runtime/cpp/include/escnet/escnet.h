@@ -112,6 +112,20 @@ ESCNET_API escnet_status escnet_segmenter_segment_sliding(const escnet_segmenter
                                                           int height, int width, size_t stride, int32_t* labels,
                                                           float* scores);
 
+/* One image of a batch: height rows of width x 3 bytes (R, G, B), row r at rgb + r * stride. */
+typedef struct escnet_image {
+  const uint8_t* rgb;
+  int height;
+  int width;
+  size_t stride;
+} escnet_image;
+
+/* A batch of `count` images (caller-owned), all with the same vocabulary: labels[i] (caller-owned,
+ * images[i].height * images[i].width int32) receives image i's labels. Every image is checked
+ * before any is segmented. */
+ESCNET_API escnet_status escnet_segmenter_segment_batch(const escnet_segmenter* segmenter, const escnet_image* images,
+                                                        size_t count, int32_t* const* labels);
+
 /* The number of classes of the current vocabulary (0 before one is set). */
 ESCNET_API escnet_status escnet_segmenter_class_count(const escnet_segmenter* segmenter, size_t* count);
 

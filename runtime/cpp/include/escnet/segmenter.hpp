@@ -30,6 +30,14 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// One RGB image: height rows of width x 3 bytes (R, G, B), row r starting at rgb + r * stride.
+struct Image {
+  const uint8_t* rgb = nullptr;
+  int height = 0;
+  int width = 0;
+  std::size_t stride = 0;
+};
+
 struct Options {
   std::string device = "CPU";     // OpenVINO device
   std::string precision = "f32";  // "f32", or "bf16" (OpenVINO's inference precision hint)
@@ -84,6 +92,10 @@ class Segmenter {
   // segment(sliding_window=True)); artifacts folders only.
   Labels segment(const uint8_t* rgb, int height, int width, std::size_t stride, bool with_scores = false,
                  bool sliding_window = false) const;
+
+  // A batch: every image with the same vocabulary (one set_vocabulary / set_classes on another
+  // thread cannot split the batch across two), results in order.
+  std::vector<Labels> segment(const std::vector<Image>& images, bool with_scores = false, bool sliding_window = false) const;
 
   std::vector<std::string> class_names() const;
   // (r, g, b) per class, for label images.
