@@ -59,6 +59,8 @@ def prompts_to_image_projected(
     return attn.out_proj(out)
 
 
+# image_to_prompts mirrors prompts_to_image (keys and queries swap sides); the two stay apart because
+# the head blocks spread the few side (queries there, keys here), which changes every reshape below.
 def image_to_prompts(
     attn: Attention, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, blocks: torch.Tensor
 ) -> torch.Tensor:

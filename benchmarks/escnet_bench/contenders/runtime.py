@@ -23,6 +23,8 @@ from escnet_runtime import contract as C
 
 from escnet_bench.contenders.base import Cache, Contender, ContenderSpec, ContenderUnavailable, VocabularyRun
 
+# One table per contender family, alike in shape with contenders/torch_eager.py's TORCH_SPECS: the
+# registry (contenders/registry.py) joins them.
 RUNTIME_SPECS: dict[str, ContenderSpec] = {
     s.name: s
     for s in (

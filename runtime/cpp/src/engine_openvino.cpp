@@ -197,6 +197,8 @@ class OpenVinoEngine final : public Engine {
     }
   }
 
+  // Like run(): take a pooled request, set its inputs, infer, read the outputs; here the one input is
+  // token ids (int64), there every input is float32, so only the tensor setup differs.
   Outputs run_ids(const std::string& graph, const std::string& input, const std::vector<int64_t>& ids, int64_t rows,
                   int64_t cols) const override {
     RequestPool& requests = pool(graph);
