@@ -4,6 +4,7 @@ equal the Python tokenizer's on names of every kind, except where Python's ftfy 
 runtime's scores (max-abs <= 1e-4) and labels (>= 99.9 %)."""
 
 import ctypes
+import dataclasses
 import html
 import re
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 from escnet_runtime import Segmenter
 from escnet_runtime.tokenizer import ClipTokenizer, clean_text
-from escnet_runtime.vocab_file import read_vocabulary
+from escnet_runtime.vocab_file import read_vocabulary, write_vocabulary
 from support.artifacts import tiny_artifacts
 
 OK, BAD_INPUT = 0, 2
@@ -145,3 +146,49 @@ def test_encoded_classes_saved_as_a_vocabulary_file_both_runtimes_read(lib, segm
     assert vocab.class_names == tuple(names)
     assert float(np.abs(vocab.embeddings - seg.encode_vocabulary(names)).max()) <= 1e-4
     assert lib.escnet_segmenter_set_vocabulary(handle, str(saved).encode()) == OK, lib.escnet_last_error()
+
+
+def _scores(lib, handle, count: int, size=(48, 64)) -> tuple[np.ndarray, np.ndarray]:
+    h, w = size
+    array = np.random.default_rng(7).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    labels, scores = np.zeros((h, w), np.int32), np.zeros((count, h, w), np.float32)  # alive across the call
+    status = lib.escnet_segmenter_segment_scores(handle, array.ctypes.data, h, w, w * 3, labels.ctypes.data,
+                                                 scores.ctypes.data)  # fmt: skip
+    assert status == OK, lib.escnet_last_error()
+    return array, scores
+
+
+def test_cached_classes_are_read_back_rewritten_when_stale_and_foreign_files_kept(lib, segmenter, tmp_path):
+    """escnet_segmenter_set_classes_cached: the first call encodes and writes the cache (a vocabulary
+    file Python reads); a later call with the same names runs the cache's embeddings, not new ones;
+    other names rewrite it; a file there that is not a vocabulary file is refused and left as it was."""
+    artifacts, handle = segmenter
+    cached = lib.escnet_segmenter_set_classes_cached
+    cached.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_char_p), ctypes.c_size_t, ctypes.c_char_p]
+    names = ["sky", "grass", "road"]
+    encoded = (ctypes.c_char_p * len(names))(*[n.encode() for n in names])
+    cache = tmp_path / "classes.escvocab"
+    assert cached(handle, encoded, len(names), str(cache).encode()) == OK, lib.escnet_last_error()
+    seg = Segmenter(artifacts, disk_cache=False)
+    vocab = read_vocabulary(cache, seg.manifest)
+    assert vocab.class_names == tuple(names)
+    assert float(np.abs(vocab.embeddings - seg.encode_vocabulary(names)).max()) <= 1e-4
+    assert [p.name for p in tmp_path.iterdir()] == [cache.name]  # no temporary file left
+    # Read back, not encoded: a cache of these names holding the classes' embeddings rolled by one runs rolled.
+    write_vocabulary(cache, dataclasses.replace(vocab, embeddings=np.roll(vocab.embeddings, 1, axis=0)))
+    before = cache.read_bytes()
+    assert cached(handle, encoded, len(names), str(cache).encode()) == OK, lib.escnet_last_error()
+    assert cache.read_bytes() == before
+    array, got = _scores(lib, handle, len(names))
+    want = seg.set_vocabulary(names).segment(array, return_scores=True).scores
+    assert float(np.abs(got - np.roll(want, 1, axis=0)).max()) <= 1e-4 < float(np.abs(got - want).max())
+    other = (ctypes.c_char_p * 2)(b"wall", b"person")
+    assert cached(handle, other, 2, str(cache).encode()) == OK, lib.escnet_last_error()
+    assert read_vocabulary(cache, seg.manifest).class_names == ("wall", "person")  # stale: encoded, rewritten
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a cache\n")
+    assert cached(handle, other, 2, str(notes).encode()) == BAD_INPUT
+    message = lib.escnet_last_error()
+    assert b"not a vocabulary file" in message and b"\n" not in message
+    assert notes.read_text() == "not a cache\n"
+    assert cached(handle, encoded, len(names), None) == OK  # no cache: set_classes

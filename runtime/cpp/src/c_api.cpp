@@ -102,6 +102,11 @@ escnet_status escnet_segmenter_set_vocabulary(escnet_segmenter* segmenter, const
 }
 
 escnet_status escnet_segmenter_set_classes(escnet_segmenter* segmenter, const char* const* names, size_t count) {
+  return escnet_segmenter_set_classes_cached(segmenter, names, count, nullptr);
+}
+
+escnet_status escnet_segmenter_set_classes_cached(escnet_segmenter* segmenter, const char* const* names,
+                                                  size_t count, const char* cache_file) {
   return guarded([&] {
     if (!segmenter) return null_argument("segmenter");
     if (!names && count) return null_argument("names");
@@ -110,7 +115,7 @@ escnet_status escnet_segmenter_set_classes(escnet_segmenter* segmenter, const ch
       if (!names[i]) return fail(ESCNET_INVALID_ARGUMENT, "names[" + std::to_string(i) + "] is NULL");
       list.emplace_back(names[i]);
     }
-    segmenter->segmenter.set_classes(list);
+    segmenter->segmenter.set_classes(list, cache_file ? cache_file : "");
     return ESCNET_OK;
   });
 }

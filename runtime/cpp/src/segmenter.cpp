@@ -186,6 +186,9 @@ void Segmenter::set_classes(const std::vector<std::string>& names, const std::st
       }
     } catch (const Error&) {  // stale or damaged: encoded again and rewritten below
     }
+    if (!is_vocabulary_file(cache_file)) {
+      throw Error(cache_file + ": exists and is not a vocabulary file; not written over (give another cache file)");
+    }
   }
   auto v = std::make_shared<const Vocabulary>(encode_classes(*impl_->engine, tok, m, names, impl_->dim));
   if (!cache_file.empty()) {

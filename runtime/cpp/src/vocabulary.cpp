@@ -195,4 +195,16 @@ Vocabulary read_vocabulary(const std::filesystem::path& file, const Manifest& ma
   }
 }
 
+bool is_vocabulary_file(const std::filesystem::path& file) {
+  try {
+    const auto bytes = read_file(file, "the vocabulary file", kMaxFile);
+    uint64_t n = 0;
+    const json header = header_of(bytes, n);
+    return header.is_object() && header.contains("__metadata__") && header["__metadata__"].is_object() &&
+           header["__metadata__"].value("format", "") == kVocabFormat;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 }  // namespace escnet::detail

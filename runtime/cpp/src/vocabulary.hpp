@@ -30,4 +30,8 @@ Vocabulary parse_vocabulary(const std::vector<char>& bytes, const Manifest& mani
 Vocabulary read_vocabulary(const std::filesystem::path& file, const Manifest& manifest, const std::string& text_encoder_file,
                            int64_t templates, int64_t dim);
 
+// True when `file` is a vocabulary file by its header (the format field), whatever its contents:
+// a cache that may be replaced. False for any other file, which is never written over.
+bool is_vocabulary_file(const std::filesystem::path& file);
+
 }  // namespace escnet::detail

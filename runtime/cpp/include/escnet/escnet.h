@@ -83,6 +83,14 @@ ESCNET_API escnet_status escnet_segmenter_set_vocabulary(escnet_segmenter* segme
  * and run through the artifacts' text encoder; refused for a baked folder. */
 ESCNET_API escnet_status escnet_segmenter_set_classes(escnet_segmenter* segmenter, const char* const* names, size_t count);
 
+/* escnet_segmenter_set_classes with an on-disk embedding cache (a vocabulary file, UTF-8 path):
+ * when cache_file holds these names for this text encoder (sha256-checked) they are read from it
+ * and nothing is encoded; otherwise (missing, stale or damaged) they are encoded and the file is
+ * written atomically, so a restart does not encode again. cache_file NULL or "" is
+ * escnet_segmenter_set_classes. */
+ESCNET_API escnet_status escnet_segmenter_set_classes_cached(escnet_segmenter* segmenter, const char* const* names,
+                                                             size_t count, const char* cache_file);
+
 /* The current vocabulary as a vocabulary file (both runtimes read it; a cache across restarts),
  * written atomically with the umask's mode. */
 ESCNET_API escnet_status escnet_segmenter_save_vocabulary(const escnet_segmenter* segmenter, const char* vocabulary_file);

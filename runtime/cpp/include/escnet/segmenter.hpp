@@ -75,7 +75,8 @@ class Segmenter {
   // same engine, as the Python runtime's set_vocabulary does. See docs/cpp.md for the names whose
   // ids differ from Python's (ftfy's repairs, HTML entities other than &amp; &lt; &gt; &quot; &apos;).
   // cache_file (optional): a vocabulary file used as an on-disk cache: read when it holds exactly
-  // these names for these artifacts, else the names are encoded and the file (re)written.
+  // these names for these artifacts, else the names are encoded and the file (re)written. A file
+  // there that is not a vocabulary file is an Error, never written over.
   void set_classes(const std::vector<std::string>& names, const std::string& cache_file = "");
 
   // The current vocabulary as a vocabulary file (the format both runtimes read), written atomically.
