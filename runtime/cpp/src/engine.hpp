@@ -38,6 +38,8 @@ class Engine {
   // A graph of one int64 input (rows, cols), e.g. the text encoder's token ids -> its float32 outputs.
   virtual Outputs run_ids(const std::string& graph, const std::string& input, const std::vector<int64_t>& ids, int64_t rows,
                           int64_t cols) const = 0;
+  // The nodes of `graph` kept in f32 under a bf16 hint (none under f32), in graph order.
+  virtual std::vector<std::string> f32_islands(const std::string& graph) const = 0;
   virtual BakedOutputs run_baked(const std::string& graph, const uint8_t* rgb, int height, int width, int64_t classes) const = 0;
 };
 

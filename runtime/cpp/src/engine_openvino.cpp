@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "engine.hpp"
+#include "f32_islands.hpp"
 #include "json_fields.hpp"
 #include "onnx_external.hpp"
 
@@ -98,7 +99,9 @@ void check_model(const ov::Model& model, const GraphSpec& spec) {
 // only while every pooled one is busy, so a pool grows to the number of concurrent callers.
 class RequestPool {
  public:
-  explicit RequestPool(ov::CompiledModel compiled) : compiled_(std::move(compiled)) {}
+  explicit RequestPool(ov::CompiledModel compiled, ov::Tensor weights = {}, std::vector<std::string> islands = {})
+      : compiled_(std::move(compiled)), weights_(std::move(weights)), islands_(std::move(islands)) {}
+  const std::vector<std::string>& islands() const { return islands_; }
   class Lease {
    public:
     Lease(RequestPool* pool, ov::InferRequest request) : pool_(pool), request_(std::move(request)) {}
@@ -137,6 +140,8 @@ class RequestPool {
     }
   }
   ov::CompiledModel compiled_;
+  ov::Tensor weights_;               // the IR weights a model with f32 islands was read from (may be shared)
+  std::vector<std::string> islands_;  // the nodes kept f32 under bf16, in graph order
   std::mutex mutex_;
   std::vector<ov::InferRequest> free_;
 };
@@ -172,6 +177,7 @@ class OpenVinoEngine final : public Engine {
                       ov::hint::performance_mode(ov::hint::PerformanceMode::LATENCY)};
     if (options.threads > 0) config.emplace(ov::inference_num_threads(options.threads));
     config_ = config;
+    bf16_ = options.precision == "bf16";
     for (const auto& name : graphs) pool(name);
   }
 
@@ -218,6 +224,8 @@ class OpenVinoEngine final : public Engine {
     }
   }
 
+  std::vector<std::string> f32_islands(const std::string& graph) const override { return pool(graph).islands(); }
+
   static Outputs outputs(ov::InferRequest& request, const GraphSpec& spec) {
     Outputs out;
     for (const auto& o : spec.outputs) {
@@ -259,12 +267,14 @@ class OpenVinoEngine final : public Engine {
     auto it = pools_.find(graph);
     if (it == pools_.end()) {
       const GraphSpec& spec = folder_.manifest().graph(graph);
-      it = pools_.emplace(graph, std::make_unique<RequestPool>(compile(folder_, spec, device_, config_))).first;
+      it = pools_.emplace(graph, compile(folder_, spec, device_, config_)).first;
     }
     return *it->second;
   }
 
-  ov::CompiledModel compile(const Folder& folder, const GraphSpec& spec, const std::string& device, const ov::AnyMap& config) const {
+  // Under bf16 the f32 islands are marked and the model goes once through IR (f32_islands.hpp).
+  std::unique_ptr<RequestPool> compile(const Folder& folder, const GraphSpec& spec, const std::string& device,
+                                       const ov::AnyMap& config) const {
     const std::vector<char> bytes = folder.read_verified(spec.file);
     refuse_external_data(folder, bytes, spec.file);
     try {
@@ -275,7 +285,11 @@ class OpenVinoEngine final : public Engine {
         for (const auto& t : spec.inputs) shapes.emplace(t.name, partial_shape(t));
         model->reshape(shapes);
       }
-      return core_.compile_model(model, device, config);
+      ov::Tensor weights;
+      std::vector<std::string> islands;
+      if (bf16_) islands = mark_f32_islands(*model);
+      if (!islands.empty()) model = through_ir(core_, model, weights);
+      return std::make_unique<RequestPool>(core_.compile_model(model, device, config), weights, islands);
     } catch (const Error&) {
       throw;
     } catch (const std::exception& e) {
@@ -330,6 +344,7 @@ class OpenVinoEngine final : public Engine {
   const Folder& folder_;
   std::string device_;
   ov::AnyMap config_;
+  bool bf16_ = false;
   mutable ov::Core core_;
   mutable std::mutex pools_mutex_;
   mutable std::map<std::string, std::unique_ptr<RequestPool>> pools_;  // a pool never moves once made

@@ -269,4 +269,10 @@ std::vector<std::array<uint8_t, 3>> Segmenter::colours() const {
 
 bool Segmenter::baked() const { return impl_->folder.manifest().baked; }
 
+std::map<std::string, std::vector<std::string>> Segmenter::f32_islands() const {
+  std::map<std::string, std::vector<std::string>> out;
+  for (const auto& [name, spec] : impl_->folder.manifest().graphs) out.emplace(name, impl_->engine->f32_islands(name));
+  return out;
+}
+
 }  // namespace escnet

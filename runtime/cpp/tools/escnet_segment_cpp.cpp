@@ -138,6 +138,13 @@ int run(const Args& a) {
     const double wall = check_concurrent(seg, image, labels, a.concurrent);
     std::fprintf(stderr, "escnet-segment-cpp: %d concurrent calls took %.1f ms wall, the same labels\n", a.concurrent, wall);
   }
+  if (a.options.precision == "bf16") {
+    for (const auto& [graph, nodes] : seg.f32_islands()) {
+      std::string line;
+      for (const auto& n : nodes) line += " " + n;
+      std::fprintf(stderr, "escnet-segment-cpp: bf16: %s keeps %zu nodes in f32:%s\n", graph.c_str(), nodes.size(), line.c_str());
+    }
+  }
   escnet_tools::write_label_png(a.out, labels.data, labels.height, labels.width, seg.colours());
   std::sort(ms.begin(), ms.end());
   std::fprintf(stderr, "escnet-segment-cpp: %s: %zu classes, %dx%d, segment median %.1f ms over %d runs (min %.1f)\n",

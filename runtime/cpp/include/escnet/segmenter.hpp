@@ -15,6 +15,7 @@
 #pragma once
 
 #include <array>
+#include <map>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -102,6 +103,9 @@ class Segmenter {
   // (r, g, b) per class, for label images.
   std::vector<std::array<uint8_t, 3>> colours() const;
   bool baked() const;
+  // Per graph, the nodes kept in f32 under precision "bf16" (the precision rule's islands, the same
+  // nodes as the Python runtime's ov-cpu-bf16 keeps; none under "f32"). Compiles any graph not yet compiled.
+  std::map<std::string, std::vector<std::string>> f32_islands() const;
 
  private:
   struct Impl;
