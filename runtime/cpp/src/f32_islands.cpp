@@ -1,6 +1,7 @@
 // The f32 islands (f32_islands.hpp). The operator tables are precision_rule.py's OPENVINO_* ones.
 #include "f32_islands.hpp"
 
+#include <algorithm>
 #include <openvino/pass/serialize.hpp>
 #include <regex>
 #include <set>
