@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "escnet/segmenter.hpp"
@@ -196,9 +197,15 @@ Vocabulary read_vocabulary(const std::filesystem::path& file, const Manifest& ma
 }
 
 bool is_vocabulary_file(const std::filesystem::path& file) {
-  try {
-    const auto bytes = read_file(file, "the vocabulary file", kMaxFile);
+  try {  // the length and the header only, not the embeddings
+    std::ifstream in(file, std::ios::binary);
+    std::vector<char> bytes(8);
+    if (!in.read(bytes.data(), 8)) return false;
     uint64_t n = 0;
+    for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<uint8_t>(bytes[i]);
+    if (n > kMaxHeader) return false;
+    bytes.resize(8 + n);
+    if (!in.read(bytes.data() + 8, static_cast<std::streamsize>(n))) return false;
     const json header = header_of(bytes, n);
     return header.is_object() && header.contains("__metadata__") && header["__metadata__"].is_object() &&
            header["__metadata__"].value("format", "") == kVocabFormat;
