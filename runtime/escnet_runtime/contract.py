@@ -17,8 +17,14 @@ FORMAT = "escnet-artifacts"
 # required are only defaulted for manifests of an older minor.
 #   1.0: graphs, preprocessing, tokenizer, templates, decoder steps, files
 #   1.1: ``sliding_window`` (canvas, window, stride) and ``text_batch``
+#   1.2: ``precision``, the number format of the graphs' weights (WEIGHTS_PRECISIONS)
 FORMAT_VERSION = 1
-FORMAT_MINOR = 1
+FORMAT_MINOR = 2
+
+# What the folder's graphs hold: fp32 as exported, or int8 QDQ as ``escnet-export quantize`` writes
+# (engines run the QuantizeLinear / DequantizeLinear pairs in int8). A 1.0 / 1.1 manifest is fp32.
+WeightsPrecision = Literal["fp32", "int8"]
+WEIGHTS_PRECISIONS: tuple[str, ...] = get_args(WeightsPrecision)
 
 BATCH, TEXTS, CLASSES = "batch", "texts", "classes"  # dynamic axis names
 

@@ -72,11 +72,20 @@ class Manifest:
     # Format 1.1: the sliding-window geometry and texts per text-encoder call (None: a 1.0 manifest).
     sliding_window: SlidingWindow | None = None
     text_batch: int | None = None
+    # Format 1.2: the number format of the graphs' weights, one of WEIGHTS_PRECISIONS (None: older).
+    precision: str | None = None
 
     @property
     def format_minor(self) -> int:
-        """1 with the 1.1 fields, 0 without them (see contract.FORMAT_MINOR)."""
-        return FORMAT_MINOR if self.sliding_window is not None and self.text_batch is not None else 0
+        """2 with the 1.1 fields and precision, 1 with the 1.1 fields only, 0 without them
+        (see contract.FORMAT_MINOR)."""
+        if self.sliding_window is None or self.text_batch is None:
+            return 0
+        return FORMAT_MINOR if self.precision is not None else 1
+
+    def weights_precision(self) -> str:
+        """The graphs' weights: the manifest's ``precision``, or for a manifest before 1.2 fp32."""
+        return self.precision or "fp32"
 
     def sliding(self) -> SlidingWindow:
         """The sliding-window geometry: the manifest's, or for a 1.0 manifest the one it was used with."""
@@ -91,6 +100,8 @@ class Manifest:
         if self.format_minor >= 1:
             assert self.sliding_window is not None
             extra_1_1 = {"sliding_window": self.sliding_window.to_dict(), "text_batch": self.text_batch}
+        if self.format_minor >= 2:
+            extra_1_1["precision"] = self.precision
         return {
             "format": FORMAT,
             "format_version": self.format_version,
@@ -135,6 +146,7 @@ class Manifest:
             class_chunk=None if d.get("class_chunk") is None else int(d["class_chunk"]),
             sliding_window=SlidingWindow.from_dict(d["sliding_window"]) if "sliding_window" in d else None,
             text_batch=int(d["text_batch"]) if "text_batch" in d else None,
+            precision=d.get("precision"),
             provenance=Provenance.from_dict(d["provenance"]) if d.get("provenance") is not None else None,
         )
 

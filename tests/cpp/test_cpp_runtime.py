@@ -61,6 +61,28 @@ def test_cpp_labels_match_the_python_runtime(tool, baked, tmp_path, vocab):
         assert agreement >= 0.999, f"{vocab} {h}x{w}: {agreement:.4%} of pixels equal"
 
 
+def test_cpp_tool_takes_class_names(tool, baked, tmp_path):
+    """--classes: the names encoded by the artifacts' text encoder, in C++, as the Python runtime does."""
+    _, artifacts, _ = baked
+    names = ["sky", "grass", "a red car parked on the street", "wall", "person"]
+    seg = Segmenter(artifacts, disk_cache=False).set_vocabulary(names)
+    image, array = _image(tmp_path, 61, 83, seed=4)
+    out = tmp_path / "named.png"
+    proc = run_tool(tool, "--artifacts", artifacts, "--classes", " , ".join(names), "--out", out, image)
+    assert proc.returncode == 0, proc.stderr
+    assert "5 classes, 83x61, fp32 artifacts, f32" in proc.stderr
+    assert np.mean(_labels(out) == seg.segment(array).labels) >= 0.999
+    vocab = write_vocabulary(tmp_path / "v.escvocab", vocabulary_of(seg, names))
+    for extra, message in [
+        (["--classes", "sky,,grass"], "--classes sky,,grass: an empty class name"),
+        (["--classes", "sky", "--vocabulary", str(vocab)], "give --vocabulary FILE or --classes NAMES, not both"),
+        ([], "--vocabulary FILE or --classes NAMES is needed"),
+    ]:
+        again = tmp_path / "refused.png"
+        assert message in one_line_error(run_tool(tool, "--artifacts", artifacts, *extra, "--out", again, image))
+        assert not again.exists()
+
+
 def test_cpp_runs_a_baked_graph(tool, baked, tmp_path):
     folder, artifacts, _ = baked
     seg = Segmenter(artifacts, disk_cache=False).set_vocabulary(list(BAKED_NAMES))

@@ -13,18 +13,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from support.artifacts import tiny_artifacts
+from support.artifacts import tiny_artifacts, tiny_int8
 
 pytest.importorskip("nncf")
 
-QUANTIZE = [sys.executable, "-c", "from escnet_export.cli import main; main()", "quantize"]
-TIMEOUT_S = 1800
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
-
-
-def _quantize(*args: str) -> subprocess.CompletedProcess:
-    """The command in a process of its own (a clean start, as a user runs it)."""
-    return subprocess.run([*QUANTIZE, *args], capture_output=True, text=True, timeout=TIMEOUT_S)
 
 
 def _quantize_here(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
@@ -45,10 +38,8 @@ def fp32(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def int8(fp32, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    out = tmp_path_factory.mktemp("int8") / "tiny-int8"
-    proc = _quantize("--artifacts", str(fp32), "--synthetic", "4", "--held-out", "2", "--out", str(out))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out, proc
+    out, stdout, stderr = tiny_int8(tmp_path_factory)
+    return out, subprocess.CompletedProcess([], 0, stdout, stderr)
 
 
 def test_int8_folder_is_on_the_contract(fp32, int8):
@@ -58,8 +49,8 @@ def test_int8_folder_is_on_the_contract(fp32, int8):
     manifest = load_manifest(out, verify=True)  # every file listed and hashed
     old = load_manifest(fp32)
     assert set(manifest.files) == set(old.files) and manifest.graphs == old.graphs
+    assert (manifest.precision, old.precision) == ("int8", "fp32") and manifest.format_minor == 2
     extra = manifest.extra
-    assert extra["precision"] == "int8"
     assert extra["calibration"]["size"] == 4 and len(extra["calibration"]["sha256"]) == 64
     assert extra["quantization"]["engine"] == "openvino"
     for graph, precision in extra["quantization"]["graphs"].items():
@@ -82,6 +73,16 @@ def test_random_weights_are_not_judged(fp32, int8):
     # not judged is not "the gates hold": the text encoder stays fp32, byte for byte
     text = manifest.graphs["text_encoder"].file
     assert manifest.files[text] == load_manifest(fp32).files[text]
+
+
+def test_an_int8_folder_is_not_quantised_again(int8, tmp_path, monkeypatch, capsys):
+    out, _ = int8
+    again = tmp_path / "again"
+    code, _, stderr = _quantize_here(
+        monkeypatch, capsys, "--artifacts", str(out), "--synthetic", "2", "--out", str(again)
+    )
+    assert code == 2 and "holds int8 graphs (manifest precision)" in stderr, stderr
+    assert len(stderr.strip().splitlines()) == 1 and not again.exists()
 
 
 @pytest.mark.parametrize("backend", ["ort-cpu", *(["ov-cpu"] if HAS_OPENVINO else [])])

@@ -314,7 +314,7 @@ def test_exporter_writes_the_references_constants(artifacts):
 
     m = load_manifest(artifacts, verify=False)
     canvas, stride = sliding_geometry(m.preprocess.image_size)
-    assert m.format_minor == FORMAT_MINOR == 1
+    assert m.format_minor == FORMAT_MINOR == 2 and m.precision == "fp32"
     assert (m.sliding_window.canvas, m.sliding_window.window, m.sliding_window.stride) == (canvas, 128, stride)
     assert m.text_batch == TEXT_BATCH
 
@@ -331,6 +331,18 @@ def test_a_format_1_0_manifest_loads_with_the_old_constants(artifacts, tmp_path)
     old = load_manifest(folder)
     assert old.format_minor == 0 and old.sliding_window is None and old.text_batch is None
     assert old.sliding() == new.sliding() and old.texts_per_call() == new.texts_per_call()
+
+
+def test_a_format_1_1_manifest_holds_fp32_graphs(artifacts, tmp_path):
+    folder = _copy(artifacts, tmp_path)
+
+    def to_1_1(d):
+        d["format_minor"] = 1
+        d.pop("precision")
+
+    _edit(folder, to_1_1)
+    old = load_manifest(folder)
+    assert (old.format_minor, old.precision, old.weights_precision()) == (1, None, "fp32")
 
 
 def test_a_later_minor_with_unknown_fields_loads(artifacts, tmp_path):

@@ -67,3 +67,23 @@ def tiny_baked(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Pa
     run_bake(BakeOptions(artifacts, BAKED_NAMES, staging, class_chunk=BAKE_CHUNK))
     staging.rename(folder)
     return folder, artifacts, checkpoint
+
+
+QUANTIZE_ARGS = ("--synthetic", "4", "--held-out", "2")  # four calibration images, two held-out scenes
+
+
+def tiny_int8(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """(int8 folder, stdout, stderr) of ``escnet-export quantize`` on the tiny artifacts, run once
+    per session in a process of its own (a clean start, as a user runs it)."""
+    artifacts, _ = tiny_artifacts(tmp_path_factory)
+    base = artifacts.parent
+    folder, log = base / "int8", base / "int8-output.txt"
+    if (folder / "manifest.json").is_file():
+        stdout, _, stderr = log.read_text().partition("\0")
+        return folder, stdout, stderr
+    cmd = [sys.executable, "-c", "from escnet_export.cli import main; main()", "quantize"]
+    cmd += ["--artifacts", str(artifacts), *QUANTIZE_ARGS, "--out", str(folder)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=EXPORT_TIMEOUT_S)
+    assert proc.returncode == 0, f"quantize failed: {proc.stderr[-2000:]}"
+    log.write_text(proc.stdout + "\0" + proc.stderr)
+    return folder, proc.stdout, proc.stderr

@@ -123,6 +123,7 @@ def build_manifest(
         class_chunk=class_chunk,
         sliding_window=sliding_window(c.image_size),
         text_batch=TEXT_BATCH,
+        precision="fp32",
         provenance=provenance if provenance is not None else provenance_from_sources(source_weights),
     )
 

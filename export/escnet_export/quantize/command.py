@@ -11,7 +11,7 @@
    (:class:`GatesFailed`). Passed: the text encoder is quantised too and kept only if the gates
    still hold. Not judged (no confident pixels, e.g.
    random weights): one warning, the text encoder stays fp32, the folder is written.
-4. The manifest (sha256 of every file; ``extra``: precision, engine, calibration set size and
+4. The manifest (sha256 of every file; ``precision`` int8; ``extra``: engine, calibration set size and
    sha256, islands, gate rows and verdict), then one swap into OUT.
 """
 
@@ -165,6 +165,11 @@ def run_quantize(opts: QuantizeOptions, step: Step = lambda _n: None) -> Quantiz
         fp32 = load_manifest(opts.artifacts)
     except ManifestError as e:
         raise ExportError(str(e)) from None
+    if fp32.weights_precision() != "fp32":
+        raise ExportError(
+            f"--artifacts {opts.artifacts}: holds {fp32.weights_precision()} graphs (manifest precision); "
+            "quantize reads the fp32 artifacts escnet-export onnx wrote"
+        )
     step("reading the calibration and held-out images")
     if opts.synthetic is not None:
         with synthetic_gate_data(opts.synthetic, opts.held_out) as data:

@@ -57,10 +57,17 @@ def restore_fp32(src: Path, manifest: Manifest, staging: Path, graph: str) -> No
 
 
 def int8_manifest(fp32: Manifest, staging: Path, extra: dict[str, Any]) -> Manifest:
-    """The fp32 manifest with the staging folder's files and sha256s, and ``extra`` recorded."""
+    """The fp32 manifest with the staging folder's files and sha256s, ``precision`` int8 (format
+    1.2), and ``extra`` recorded."""
     files = {name: sha256_file(staging / name) for name in sorted(fp32.files) if (staging / name).is_file()}
-    merged = {**fp32.extra, **extra, "precision": PRECISION}
-    return dataclasses.replace(fp32, files=files, extra=merged)
+    return dataclasses.replace(
+        fp32,
+        files=files,
+        extra={**fp32.extra, **extra},
+        precision=PRECISION,
+        sliding_window=fp32.sliding(),
+        text_batch=fp32.texts_per_call(),
+    )
 
 
 def write_staged_manifest(fp32: Manifest, staging: Path, extra: dict[str, Any]) -> Path:

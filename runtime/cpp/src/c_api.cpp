@@ -222,4 +222,10 @@ escnet_status escnet_segmenter_class_colour(const escnet_segmenter* segmenter, s
   });
 }
 
+const char* escnet_segmenter_weights_precision(const escnet_segmenter* segmenter) {
+  if (!segmenter) return nullptr;
+  const std::string p = segmenter->segmenter.weights_precision();
+  return p == "int8" ? "int8" : p == "fp32" ? "fp32" : "";
+}
+
 }  // extern "C"

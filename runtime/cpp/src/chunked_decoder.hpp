@@ -16,7 +16,7 @@ namespace names {
 inline const std::string kImage = "image";
 inline const std::string kDense = "dense_features", kGuidanceA = "guidance_a", kGuidanceB = "guidance_b";
 inline const std::string kClasses = "class_embeddings", kLogits = "logits";
-inline const std::string kImageEncoder = "image_encoder", kTextEncoder = "text_encoder";
+inline const std::string kImageEncoder = "image_encoder", kTextEncoder = "text_encoder", kDecoder = "decoder";
 }  // namespace names
 
 enum class Combine { kLogSumExp, kSum };

@@ -60,6 +60,9 @@ struct Manifest {
   std::vector<std::string> templates;
   SlidingWindow sliding;  // the manifest's, or the format 1.0 default for its image size
   int text_batch = 0;     // texts per text-encoder call; 0: not given
+  // Format 1.2: the graphs' weights, "fp32" or "int8" (QDQ pairs, as `escnet-export quantize`
+  // writes them; runtime/contract.py WEIGHTS_PRECISIONS); "fp32" for an older manifest.
+  std::string precision = "fp32";
   // Baked folders: the classes inside the graph.
   std::vector<std::string> class_names;
   std::vector<std::array<uint8_t, 3>> colours;

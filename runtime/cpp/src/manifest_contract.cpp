@@ -152,6 +152,18 @@ void read_sliding(const json& j, Manifest& m) {
   }
 }
 
+// Format 1.2's precision: required from minor 2 on, fp32 before it.
+void read_precision(const json& j, Manifest& m) {
+  const json* minor = optional_member(j, "format_minor", "format_minor");
+  const json* p = optional_member(j, "precision", "precision");
+  if (!p) {
+    if (minor && whole(*minor, "format_minor", 0, INT32_MAX) >= 2) throw FieldError("precision: missing");
+    return;
+  }
+  if (!p->is_string() || (*p != "fp32" && *p != "int8")) throw FieldError("precision: expected fp32 or int8, got " + quote(*p));
+  m.precision = p->get<std::string>();
+}
+
 }  // namespace
 
 void check_artifacts(const json& j, Manifest& m) {
@@ -170,8 +182,13 @@ void check_artifacts(const json& j, Manifest& m) {
   }
   check_tensors(encoder, {{"image"}, {"dense_features", "guidance_a", "guidance_b"}}, "graphs.image_encoder");
   check_tensors(m.graph("text_encoder"), {{"token_ids"}, {"text_embeddings"}}, "graphs.text_encoder");
+  if (m.graphs.count("decoder")) {  // the whole decoder, run when the classes fit in one chunk
+    check_tensors(m.graph("decoder"), {{"dense_features", "guidance_a", "guidance_b", "class_embeddings"}, {"logits"}},
+                  "graphs.decoder");
+  }
   read_steps(j, m);
   read_sliding(j, m);
+  read_precision(j, m);
 }
 
 void check_baked(const json& j, Manifest& m) {

@@ -87,7 +87,24 @@ struct Segmenter::Impl {
     const int s = folder.manifest().preprocess.image_size;
     Tensor image{{1, 3, s, s}, std::move(view)};
     const Outputs features = engine->run(names::kImageEncoder, {{names::kImage, &image}});
-    return (*decoder)(features, v.embeddings, static_cast<int64_t>(v.names.size()), templates, dim, chunk);
+    const auto classes = static_cast<int64_t>(v.names.size());
+    const Manifest& m = folder.manifest();
+    if (classes <= chunk && m.graphs.count(names::kDecoder)) return {whole_decoder(m.graph(names::kDecoder), features, v)};
+    return (*decoder)(features, v.embeddings, classes, templates, dim, chunk);
+  }
+
+  // As the Python runtime, classes that fit in one chunk go through the whole decoder in one call
+  // (its int8 form is quantised apart from the steps', so the steps would give other int8 results).
+  Tensor whole_decoder(const GraphSpec& spec, const Outputs& features, const Vocabulary& v) const {
+    Tensor text{{static_cast<int64_t>(v.names.size()), templates, dim}, v.embeddings};  // (T, P, D)
+    Feed feed;
+    for (const auto& t : spec.inputs) {
+      auto it = features.find(t.name);
+      if (t.name != names::kClasses && it == features.end()) throw Error("the image encoder gave no '" + t.name + "'");
+      feed.emplace_back(t.name, t.name == names::kClasses ? &text : &it->second);
+    }
+    Outputs out = engine->run(names::kDecoder, feed);
+    return std::move(out.at(names::kLogits));
   }
 
   Labels segment_sliding(const Vocabulary& v, const uint8_t* rgb, int height, int width, std::size_t stride,
@@ -268,6 +285,11 @@ std::vector<std::array<uint8_t, 3>> Segmenter::colours() const {
 }
 
 bool Segmenter::baked() const { return impl_->folder.manifest().baked; }
+
+std::string Segmenter::weights_precision() const {
+  const auto& m = impl_->folder.manifest();
+  return m.baked ? std::string() : m.precision;
+}
 
 std::map<std::string, std::vector<std::string>> Segmenter::f32_islands() const {
   std::map<std::string, std::vector<std::string>> out;

@@ -19,11 +19,12 @@
 namespace {
 
 const char* const kUsage =
-    "usage: escnet-segment-cpp --artifacts DIR [--vocabulary FILE] --out LABELS.png [--class-chunk N] "
+    "usage: escnet-segment-cpp --artifacts DIR [--vocabulary FILE | --classes A,B,...] --out LABELS.png [--class-chunk N] "
     "[--precision f32|bf16] [--threads N] [--repeat N] [--concurrent N] [--overwrite] IMAGE.png";
 
 struct Args {
   std::string artifacts, vocabulary, out, image;
+  std::vector<std::string> classes;  // --classes: names encoded by the artifacts' text encoder
   escnet::Options options;
   int repeat = 1;
   int concurrent = 1;  // also segment the image from N threads at once and check every result is the same
@@ -42,6 +43,23 @@ int to_int(const std::string& flag, const std::string& value, int lo, int hi) {
     throw escnet::Error(flag + " " + value + ": expected a whole number in " + std::to_string(lo) + ".." + std::to_string(hi));
   }
   return v;
+}
+
+// "sky, grass,a red car" -> {"sky", "grass", "a red car"}: comma-separated, spaces around trimmed,
+// as escnet-export vocab --classes reads them.
+std::vector<std::string> split_names(const std::string& value) {
+  std::vector<std::string> names;
+  std::size_t start = 0;
+  while (start <= value.size()) {
+    const std::size_t end = std::min(value.find(',', start), value.size());
+    std::string name = value.substr(start, end - start);
+    name.erase(0, name.find_first_not_of(' '));
+    name.erase(name.find_last_not_of(' ') + 1);
+    if (name.empty()) throw escnet::Error("--classes " + value + ": an empty class name (expected NAME,NAME,...)");
+    names.push_back(name);
+    start = end + 1;
+  }
+  return names;
 }
 
 Args parse(int argc, char** argv) {
@@ -65,6 +83,7 @@ Args parse(int argc, char** argv) {
     const std::string value = argv[++i];
     if (flag == "--artifacts") a.artifacts = value;
     else if (flag == "--vocabulary") a.vocabulary = value;
+    else if (flag == "--classes") a.classes = split_names(value);
     else if (flag == "--out") a.out = value;
     else if (flag == "--class-chunk") a.options.class_chunk = to_int(flag, value, 1, 65535);
     else if (flag == "--precision") a.options.precision = value;
@@ -121,12 +140,14 @@ int run(const Args& a) {
   check_output(a);
   const escnet_tools::RgbImage image = escnet_tools::read_png_rgb(a.image);  // bad images fail before loading models
   escnet::Segmenter seg(a.artifacts, a.options);
-  if (!seg.baked()) {
-    if (a.vocabulary.empty()) throw escnet::Error("--vocabulary FILE is needed with an artifacts folder");
-    seg.set_vocabulary(a.vocabulary);
-  } else if (!a.vocabulary.empty()) {
-    throw escnet::Error(a.artifacts + " is a baked graph (its classes are inside); drop --vocabulary");
+  const bool given = !a.vocabulary.empty() || !a.classes.empty();
+  if (!a.vocabulary.empty() && !a.classes.empty()) throw escnet::Error("give --vocabulary FILE or --classes NAMES, not both");
+  if (seg.baked() && given) {
+    throw escnet::Error(a.artifacts + " is a baked graph (its classes are inside); drop --vocabulary / --classes");
   }
+  if (!seg.baked() && !given) throw escnet::Error("--vocabulary FILE or --classes NAMES is needed with an artifacts folder");
+  if (!a.vocabulary.empty()) seg.set_vocabulary(a.vocabulary);
+  if (!a.classes.empty()) seg.set_classes(a.classes);
   escnet::Labels labels;
   std::vector<double> ms;
   for (int r = 0; r < a.repeat; ++r) {
@@ -134,9 +155,12 @@ int run(const Args& a) {
     labels = seg.segment(image.pixels.data(), image.height, image.width, static_cast<std::size_t>(image.width) * 3);
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
-  if (a.concurrent > 1) {
-    const double wall = check_concurrent(seg, image, labels, a.concurrent);
-    std::fprintf(stderr, "escnet-segment-cpp: %d concurrent calls took %.1f ms wall, the same labels\n", a.concurrent, wall);
+  if (a.concurrent > 1) {  // --repeat rounds of N calls at once: the median round
+    std::vector<double> walls;
+    for (int r = 0; r < a.repeat; ++r) walls.push_back(check_concurrent(seg, image, labels, a.concurrent));
+    std::sort(walls.begin(), walls.end());
+    std::fprintf(stderr, "escnet-segment-cpp: %d concurrent calls took %.1f ms wall (median of %d rounds), the same labels\n",
+                 a.concurrent, walls[walls.size() / 2], a.repeat);
   }
   if (a.options.precision == "bf16") {
     for (const auto& [graph, nodes] : seg.f32_islands()) {
@@ -147,9 +171,10 @@ int run(const Args& a) {
   }
   escnet_tools::write_label_png(a.out, labels.data, labels.height, labels.width, seg.colours());
   std::sort(ms.begin(), ms.end());
-  std::fprintf(stderr, "escnet-segment-cpp: %s: %zu classes, %dx%d, segment median %.1f ms over %d runs (min %.1f)\n",
-               a.image.c_str(), labels.class_names.size(), labels.width, labels.height, ms[ms.size() / 2], a.repeat,
-               ms.front());
+  const std::string weights = seg.baked() ? "baked" : seg.weights_precision() + " artifacts";
+  std::fprintf(stderr, "escnet-segment-cpp: %s: %zu classes, %dx%d, %s, %s, segment median %.1f ms over %d runs (min %.1f)\n",
+               a.image.c_str(), labels.class_names.size(), labels.width, labels.height, weights.c_str(),
+               a.options.precision.c_str(), ms[ms.size() / 2], a.repeat, ms.front());
   return 0;
 }
 

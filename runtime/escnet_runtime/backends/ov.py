@@ -128,6 +128,14 @@ def _check_options(threads: object, num_streams: object, performance_hint: objec
         raise BackendError(f"release_memory {release_memory!r}: expected one of {', '.join(RELEASE_MEMORY)}")
 
 
+# OpenVINO 2026.4's CPU plugin finds no implementation for the int8 guidance convolutions of the
+# quantised decoder under a bf16 hint ("No suitable implementations"); the runtimes refuse up front.
+INT8_UNDER_BF16 = (
+    "{name} on int8 artifacts: OpenVINO's CPU plugin cannot compile their decoder in bf16 "
+    "(no implementation for its int8 convolutions); use ov-cpu, which runs their QDQ pairs in int8"
+)
+
+
 class OvBackend(Backend):
     """One compiled model and a pool of infer requests per graph, made on first use of the graph."""
 
@@ -145,6 +153,8 @@ class OvBackend(Backend):
     ) -> None:
         if name not in OV_PRECISIONS:
             raise BackendError(f"unknown OpenVINO backend {name!r}; expected one of {sorted(OV_PRECISIONS)}")
+        if OV_PRECISIONS[name] != "f32" and manifest.weights_precision() == "int8":
+            raise BackendError(INT8_UNDER_BF16.format(name=name))
         _check_options(threads, num_streams, performance_hint, release_memory)
         self.release_memory = release_memory
         self.ov = import_openvino(name)

@@ -146,6 +146,11 @@ ESCNET_API escnet_status escnet_segmenter_class_name(const escnet_segmenter* seg
 /* Class `index`'s label colour into rgb[0..2] (caller-owned). */
 ESCNET_API escnet_status escnet_segmenter_class_colour(const escnet_segmenter* segmenter, size_t index, uint8_t rgb[3]);
 
+/* What the artifacts folder's graphs hold, from its manifest: "fp32", or "int8" for a folder that
+ * `escnet-export quantize` wrote; "" for a baked folder (not recorded). A static string, never
+ * freed by the caller; NULL for a NULL segmenter. */
+ESCNET_API const char* escnet_segmenter_weights_precision(const escnet_segmenter* segmenter);
+
 #ifdef __cplusplus
 }
 #endif

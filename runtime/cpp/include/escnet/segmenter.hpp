@@ -103,6 +103,10 @@ class Segmenter {
   // (r, g, b) per class, for label images.
   std::vector<std::array<uint8_t, 3>> colours() const;
   bool baked() const;
+  // What the artifacts folder's graphs hold, from its manifest's precision: "fp32", or "int8" for a
+  // folder `escnet-export quantize` wrote (its QDQ pairs run in int8 under either Options::precision;
+  // the rest runs in that precision). Empty for a baked folder, whose manifest does not record it.
+  std::string weights_precision() const;
   // Per graph, the nodes kept in f32 under precision "bf16" (the precision rule's islands, the same
   // nodes as the Python runtime's ov-cpu-bf16 keeps; none under "f32"). Compiles any graph not yet compiled.
   std::map<std::string, std::vector<std::string>> f32_islands() const;
