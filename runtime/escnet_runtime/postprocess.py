@@ -10,15 +10,32 @@ ever held (every step is per class, so the result is bit-identical to all classe
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from escnet_runtime.resize import F32, AxisWeights, axis_weights, resize_bilinear, resize_height, resize_width
 
-BLOCK_BYTES = 64 << 20  # working memory per block of output rows
+BLOCK_BYTES = 64 << 20  # working memory of the blocks of output rows in flight at once
 POST_CHUNK = 32  # classes per step in label_classes
+# Blocks of rows are resized on this many threads at once (numpy releases the GIL in its loops);
+# the engines have finished by then, so the cores are free. Every value is computed as before.
+POST_THREADS = max(1, min(4, os.cpu_count() or 1))
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _post_pool() -> ThreadPoolExecutor:
+    """The threads that resize blocks of rows, made on first use (none at import)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=POST_THREADS, thread_name_prefix="escnet-post")
+        return _pool
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -54,18 +71,27 @@ def upsample_and_label(scores: np.ndarray, out_size: tuple[int, int], keep_score
     labels = np.empty((out_h, out_w), dtype=np.int32)
     best = np.empty((out_h, out_w), dtype=F32)
     full = np.empty((t, out_h, out_w), dtype=F32) if keep_scores else None
-    rows_per_block = max(1, BLOCK_BYTES // max(1, 16 * t * out_w))
-    for r0 in range(0, out_h, rows_per_block):
+    threads = POST_THREADS
+    rows_per_block = max(1, min(BLOCK_BYTES // max(1, 16 * t * out_w * threads), -(-out_h // threads)))
+
+    def block(r0: int) -> None:  # output rows [r0, r1): disjoint slices of labels, best, full
         r1 = min(out_h, r0 + rows_per_block)
         i0, i1 = hy.i0[r0:r1], hy.i1[r0:r1]
         src = np.arange(min(i0.min(), i1.min()), max(i0.max(), i1.max()) + 1)  # contiguous source rows
         narrow = resize_width(scores[:, src, :], wx)  # (T, k, W)
-        block = resize_height(narrow, AxisWeights(i0 - src[0], i1 - src[0], hy.l0[r0:r1], hy.l1[r0:r1]))
-        idx = np.argmax(block, axis=0)
+        values = resize_height(narrow, AxisWeights(i0 - src[0], i1 - src[0], hy.l0[r0:r1], hy.l1[r0:r1]))
+        idx = np.argmax(values, axis=0)
         labels[r0:r1] = idx
-        best[r0:r1] = np.take_along_axis(block, idx[None], axis=0)[0]
+        best[r0:r1] = np.take_along_axis(values, idx[None], axis=0)[0]
         if full is not None:
-            full[:, r0:r1] = block
+            full[:, r0:r1] = values
+
+    starts = range(0, out_h, rows_per_block)
+    if threads == 1 or len(starts) == 1:
+        for r0 in starts:
+            block(r0)
+    else:
+        list(_post_pool().map(block, starts))  # re-raises a block's exception here
     return Upsampled(labels, full, best)
 
 

@@ -101,6 +101,23 @@ def test_blocked_upsample_equals_one_resize(monkeypatch):
     assert (whole.labels == full.argmax(0)).all() and (rows.labels == whole.labels).all()
 
 
+@pytest.mark.parametrize("threads", [1, 3])
+def test_rows_on_threads_equal_one_thread(monkeypatch, threads):
+    """Blocks of rows resized on several threads write the very values one thread writes, NaN included."""
+    scores = np.random.default_rng(6).random((5, 97, 131)).astype(np.float32)
+    scores[2, 40:45, 60:70] = np.nan
+    out = (301, 211)
+    monkeypatch.setattr(postprocess, "POST_THREADS", 1)
+    want = upsample_and_label(scores, out, keep_scores=True)
+    monkeypatch.setattr(postprocess, "POST_THREADS", threads)
+    monkeypatch.setattr(postprocess, "BLOCK_BYTES", 16 * 5 * 211 * threads * 7)  # seven rows per block
+    got = upsample_and_label(scores, out, keep_scores=True)
+    assert np.array_equal(got.scores, want.scores, equal_nan=True) and (got.labels == want.labels).all()
+    assert np.array_equal(got.best, want.best, equal_nan=True)
+    nan = np.isnan(got.scores[2])
+    assert nan.any() and (got.labels[nan] == 2).all()  # NaN wins the arg-max, on every thread
+
+
 def test_sigmoid_matches_torch_and_saturates():
     x = np.concatenate([np.random.default_rng(6).standard_normal(10000) * 8, [-1e4, 1e4]]).astype(np.float32)
     np.testing.assert_allclose(sigmoid(x), torch.from_numpy(x).sigmoid().numpy(), rtol=1e-6, atol=1e-7)
