@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 
 import numpy as np
@@ -66,6 +67,19 @@ def test_int8_contender_without_a_quantised_folder_says_how_to_make_one(tmp_path
     assert int8_folder(artifacts) == tmp_path / "artifacts-int8"
     with pytest.raises(ContenderUnavailable, match="escnet-export quantize --artifacts"):
         RuntimeContender("ort-cpu-int8", artifacts, batch_size=1)
+
+
+def test_int8_contender_refuses_an_fp32_folder_in_the_int8_place(tmp_path_factory, tmp_path):
+    from escnet_bench.contenders.base import ContenderUnavailable
+    from escnet_bench.contenders.runtime import RuntimeContender, int8_folder
+    from support.artifacts import tiny_artifacts
+
+    artifacts, _ = tiny_artifacts(tmp_path_factory)
+    copy = tmp_path / "artifacts"
+    shutil.copytree(artifacts, copy)
+    shutil.copytree(artifacts, int8_folder(copy))  # fp32 graphs where the int8 ones belong
+    with pytest.raises(ContenderUnavailable, match="its manifest says precision fp32, not int8"):
+        RuntimeContender("ort-cpu-int8", copy, batch_size=1)
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from escnet_runtime import ManifestError, Segmenter, load_manifest
 from escnet_runtime.cli import app
-from escnet_runtime.contract import DTYPES, FORMAT_MINOR
+from escnet_runtime.contract import DTYPES, FORMAT_MINOR, WEIGHTS_PRECISIONS
 from escnet_runtime.manifest import read_verified
 from escnet_runtime.manifest_checks import load_schema
 from support.artifacts import tiny_artifacts
@@ -303,6 +303,7 @@ def test_bad_template_exits_2_through_the_cli(artifacts, tmp_path):
 
 def test_schema_dtypes_are_the_contracts():
     assert load_schema()["$defs"]["tensor"]["properties"]["dtype"]["enum"] == list(DTYPES)
+    assert load_schema()["properties"]["precision"]["enum"] == list(WEIGHTS_PRECISIONS)
 
 
 # -- format 1.1: sliding window and text batch from the manifest ---------------------------

@@ -105,6 +105,9 @@ class RuntimeContender(Contender):
             )
             # Load every session now: a provider that silently falls back is found here, and
             # session creation is part of the load time, not of the first timed figure.
+            held = self.seg.manifest.weights_precision()
+            if name in INT8_BACKENDS and held != "int8":
+                raise BackendError(f"{folder}: its manifest says precision {held}, not int8; quantize it again")
             self.seg.set_vocabulary(WARM_UP_CLASSES)
             self.seg.segment(np.zeros((32, 32, 3), dtype=np.uint8))
         except (BackendError, ManifestError, InputError) as e:  # InputError: e.g. no step graphs to chunk
