@@ -270,3 +270,29 @@ def test_an_open_http_server_survives_the_90_byte_request(artifacts, tmp_path):
         alive = srv.process.poll() is None and srv.ready()
     assert srv.process.poll() is not None  # stopped by its PID either way
     assert alive, "tritonserver died after the 90-byte JSON request"
+
+
+def test_an_int8_folder_is_served_with_its_own_labels(tmp_path_factory, tmp_path):
+    """The int8 artifacts `escnet-export quantize` writes, served as the fp32 ones are (gRPC)."""
+    from support.artifacts import tiny_int8
+
+    pytest.importorskip("nncf")
+    folder, _, _ = tiny_int8(tmp_path_factory)
+    repo = tmp_path / "repo"
+    cmd = [sys.executable, "-c", "from escnet_export.cli import app; app()", "triton", "--artifacts", str(folder)]
+    proc = subprocess.run([*cmd, "--out", str(repo)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    srv = TritonServer(repo, tmp_path / "server").start()
+    grpc = grpcclient.InferenceServerClient(srv.grpc)
+    try:
+        seg = Segmenter(folder, backend="ort-cpu", disk_cache=False).set_vocabulary(NAMES)
+        for image in images()[:2]:
+            x = grpcclient.InferInput("image", [1, *image.shape], "UINT8")
+            x.set_data_from_numpy(image[None])
+            c = grpcclient.InferInput("classes", [1, encode_names(NAMES).size], "UINT8")
+            c.set_data_from_numpy(encode_names(NAMES)[None])
+            np.testing.assert_array_equal(grpc.infer("escnet", [x, c]).as_numpy("labels")[0], seg.segment(image).labels)
+    finally:
+        grpc.close()
+        srv.stop()
+    assert srv.process.poll() is not None
