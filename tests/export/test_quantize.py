@@ -99,6 +99,23 @@ def test_runtime_backends_open_and_segment_the_int8_folder(fp32, int8, backend):
     assert np.isfinite(result.scores).all() and result.labels.max() < 5
 
 
+def test_escnet_eval_scores_the_int8_folder(int8, tmp_path):
+    from escnet_bench.commands.evaluate import app
+    from typer.testing import CliRunner
+
+    from escnet.data import SyntheticConfig, generate
+
+    out, _ = int8
+    data = generate(tmp_path / "syn", SyntheticConfig(num_train=0, num_val=2, size=64))
+    metrics = tmp_path / "m.json"
+    args = ["--dataset", "synthetic", "--root", str(data), "--artifacts", str(out), "--output", str(metrics)]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    record = json.loads(metrics.read_text())
+    assert record["images"] == 2 and 0 <= record["miou"] <= 1
+    assert record["source"] == f"{out} (int8 graphs, ort-cpu)" and "(int8 graphs, ort-cpu)" in r.output
+
+
 def _confident_copy(fp32: Path, where: Path) -> Path:
     """The tiny fp32 folder with its logits scaled by 50: scores saturate, most pixels are confident."""
     from escnet_runtime.fileio import sha256_file

@@ -41,7 +41,8 @@ def _artifacts_predictor(artifacts: Path, names: list[str], sliding_window: bool
     segmenter = segmenter_cls(artifacts, backend=backend)
     _say_random(segmenter.manifest.weights_provenance().notice())
     segmenter.set_vocabulary(names)
-    return lambda image: segmenter.segment(image, sliding_window=sliding_window).labels
+    predict = lambda image: segmenter.segment(image, sliding_window=sliding_window).labels  # noqa: E731
+    return predict, f"{artifacts} ({segmenter.manifest.weights_precision()} graphs, {backend})"
 
 
 def _say_random(notice: str | None) -> None:
@@ -141,7 +142,7 @@ def _predictor(
     assert artifacts is not None
     if not artifacts.is_dir():
         raise EvalUsageError(f"{artifacts}: artifacts folder not found")
-    return _artifacts_predictor(artifacts, names, sliding_window, backend), str(artifacts)
+    return _artifacts_predictor(artifacts, names, sliding_window, backend)
 
 
 def _print_metrics(result: EvalResult, per_class: Sequence[str] | None) -> None:
