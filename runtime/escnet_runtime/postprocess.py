@@ -45,8 +45,22 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def view_probabilities(logits: np.ndarray, size: int) -> np.ndarray:
-    """logits (T, 4g, 4g) float32 -> probabilities (T, size, size): upsample, then sigmoid."""
-    return sigmoid(resize_bilinear(logits, (size, size)))
+    """logits (T, 4g, 4g) float32 -> probabilities (T, size, size): upsample, then sigmoid.
+
+    Classes are split over up to POST_THREADS threads; each class's values are computed as alone."""
+    t = len(logits)
+    parts = min(POST_THREADS, t)
+    if parts <= 1:
+        return sigmoid(resize_bilinear(logits, (size, size)))
+    out = np.empty((t, size, size), dtype=F32)
+    bounds = np.linspace(0, t, parts + 1).astype(int)  # (parts + 1,) class boundaries
+
+    def part(i: int) -> None:
+        a, b = bounds[i], bounds[i + 1]
+        out[a:b] = sigmoid(resize_bilinear(logits[a:b], (size, size)))
+
+    list(_post_pool().map(part, range(parts)))
+    return out
 
 
 @dataclass(frozen=True)

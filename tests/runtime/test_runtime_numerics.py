@@ -118,6 +118,17 @@ def test_rows_on_threads_equal_one_thread(monkeypatch, threads):
     assert nan.any() and (got.labels[nan] == 2).all()  # NaN wins the arg-max, on every thread
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_view_probabilities_on_threads_equal_one_thread(monkeypatch, threads):
+    logits = (4 * np.random.default_rng(8).standard_normal((7, 24, 24))).astype(np.float32)
+    logits[3, 5, 5] = np.nan
+    monkeypatch.setattr(postprocess, "POST_THREADS", 1)
+    want = postprocess.view_probabilities(logits, 97)
+    monkeypatch.setattr(postprocess, "POST_THREADS", threads)
+    got = postprocess.view_probabilities(logits, 97)
+    assert got.shape == (7, 97, 97) and np.array_equal(got, want, equal_nan=True) and np.isnan(got[3]).any()
+
+
 def test_sigmoid_matches_torch_and_saturates():
     x = np.concatenate([np.random.default_rng(6).standard_normal(10000) * 8, [-1e4, 1e4]]).astype(np.float32)
     np.testing.assert_allclose(sigmoid(x), torch.from_numpy(x).sigmoid().numpy(), rtol=1e-6, atol=1e-7)
