@@ -29,13 +29,18 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
-def _post_pool() -> ThreadPoolExecutor:
-    """The threads that resize blocks of rows, made on first use (none at import)."""
+def _each(work: Callable[[int], None], items: range) -> None:
+    """``work(i)`` for every item: on the post-processing threads (made on first use, none at
+    import) when there are several items and threads, else here. A failure is re-raised here."""
     global _pool
+    if POST_THREADS == 1 or len(items) <= 1:
+        for i in items:
+            work(i)
+        return
     with _pool_lock:
         if _pool is None:
             _pool = ThreadPoolExecutor(max_workers=POST_THREADS, thread_name_prefix="escnet-post")
-        return _pool
+    list(_pool.map(work, items))
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -49,9 +54,7 @@ def view_probabilities(logits: np.ndarray, size: int) -> np.ndarray:
 
     Classes are split over up to POST_THREADS threads; each class's values are computed as alone."""
     t = len(logits)
-    parts = min(POST_THREADS, t)
-    if parts <= 1:
-        return sigmoid(resize_bilinear(logits, (size, size)))
+    parts = max(1, min(POST_THREADS, t))
     out = np.empty((t, size, size), dtype=F32)
     bounds = np.linspace(0, t, parts + 1).astype(int)  # (parts + 1,) class boundaries
 
@@ -59,7 +62,7 @@ def view_probabilities(logits: np.ndarray, size: int) -> np.ndarray:
         a, b = bounds[i], bounds[i + 1]
         out[a:b] = sigmoid(resize_bilinear(logits[a:b], (size, size)))
 
-    list(_post_pool().map(part, range(parts)))
+    _each(part, range(parts))
     return out
 
 
@@ -100,12 +103,7 @@ def upsample_and_label(scores: np.ndarray, out_size: tuple[int, int], keep_score
         if full is not None:
             full[:, r0:r1] = values
 
-    starts = range(0, out_h, rows_per_block)
-    if threads == 1 or len(starts) == 1:
-        for r0 in starts:
-            block(r0)
-    else:
-        list(_post_pool().map(block, starts))  # re-raises a block's exception here
+    _each(block, range(0, out_h, rows_per_block))
     return Upsampled(labels, full, best)
 
 
