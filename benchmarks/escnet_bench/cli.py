@@ -70,6 +70,9 @@ def bench(
     class_chunk: str | None = typer.Option(
         None, metavar="N", help="Classes per decoder call, every backend (default: the manifest's / the model's)."
     ),
+    cpp_lib: str | None = typer.Option(
+        None, metavar="PATH", help="libescnet.so for the cpp-* backends (default: build/cpp/libescnet.so)."
+    ),
 ) -> None:
     try:
         opts = build_options(
@@ -86,6 +89,7 @@ def bench(
             _int(seed, "--seed"),
             isolated_memory,
             None if class_chunk is None else _int(class_chunk, "--class-chunk"),
+            cpp_lib,
         )
     except OptionError as e:
         raise _fail(str(e)) from None

@@ -35,6 +35,7 @@ class IsolatedRequest:
     points: list[tuple[int, int]]
     names: dict[str, list[str]]  # str(classes) -> names
     class_chunk: int | None = None  # classes per decoder call (None: the manifest's / the model config's)
+    cpp_lib: str | None = None  # the C++ runtime's library (cpp-* backends; None: its default place)
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,12 @@ def _load(request: IsolatedRequest) -> tuple[Any, Any]:
     return seg.set_vocabulary, seg.segment
 
 
-# The CPU torch peers and the int8 backends open through their contenders (autocast, compile, ARTIFACTS-int8).
-PEERS = frozenset({"torch-bf16", "torch-compile", "torch-compile-bf16", "ort-cpu-int8", "ov-cpu-int8"})
+# The CPU torch peers, the int8 backends and the C++ runtime open through their contenders
+# (autocast, compile, ARTIFACTS-int8, libescnet).
+PEERS = frozenset(
+    {"torch-bf16", "torch-compile", "torch-compile-bf16", "ort-cpu-int8", "ov-cpu-int8"}
+    | {"cpp-cpu", "cpp-cpu-bf16", "cpp-cpu-int8"}
+)
 
 
 def _contender_calls(request: IsolatedRequest) -> tuple[Any, Any]:
@@ -104,8 +109,14 @@ def _contender_calls(request: IsolatedRequest) -> tuple[Any, Any]:
     from escnet_bench.contenders.registry import SPECS
     from escnet_bench.contenders.runtime import RuntimeContender
 
-    if SPECS[request.backend].family == "runtime":
-        c: Any = RuntimeContender(request.backend, Path(request.artifacts), request.batch_size, request.class_chunk)
+    family, artifacts = SPECS[request.backend].family, Path(request.artifacts)
+    if family == "cpp":
+        from escnet_bench.contenders.cpp import CppContender
+
+        library = Path(request.cpp_lib) if request.cpp_lib else None
+        c: Any = CppContender(request.backend, artifacts, library, request.class_chunk)
+    elif family == "runtime":
+        c = RuntimeContender(request.backend, artifacts, request.batch_size, request.class_chunk)
     else:
         import torch
 

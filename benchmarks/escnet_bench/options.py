@@ -18,7 +18,8 @@ TORCH_BACKENDS = (
     "torch-cuda", "torch-cuda-fp16", "torch-cuda-bf16", "torch-cuda-compile",
 )  # fmt: skip
 RUNTIME_BACKENDS = ("ort-cpu", "ort-cuda", "ort-trt", "trt", "ov-cpu", "ov-cpu-bf16", "ort-cpu-int8", "ov-cpu-int8")
-ALL_BACKENDS = TORCH_BACKENDS + RUNTIME_BACKENDS
+CPP_BACKENDS = ("cpp-cpu", "cpp-cpu-bf16", "cpp-cpu-int8")  # libescnet through its C API (--cpp-lib)
+ALL_BACKENDS = TORCH_BACKENDS + RUNTIME_BACKENDS + CPP_BACKENDS
 # "default": every backend but the CPU torch.compile peers, which compile for minutes per new
 # class count on a small CPU (ask for them by name, or with "all").
 SLOW_TO_START = ("torch-compile", "torch-compile-bf16")
@@ -75,10 +76,11 @@ class BenchOptions:
     seed: int = 0
     predict_classes: int = PREDICT_CLASSES
     class_chunk: int | None = None  # classes per decoder call; None: each backend's default (manifest / config)
+    cpp_lib: Path | None = None  # the C++ runtime's library; None: build/cpp/libescnet.so when there
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        for key in ("artifacts", "out", "checkpoint"):
+        for key in ("artifacts", "out", "checkpoint", "cpp_lib"):
             d[key] = str(d[key]) if d[key] is not None else None
         d["backends"] = list(self.backends)
         d["classes"] = list(self.classes)
@@ -137,6 +139,7 @@ def build_options(
     seed: int = 0,
     isolated_memory: bool = True,
     class_chunk: int | None = None,
+    cpp_lib: str | None = None,
 ) -> BenchOptions:
     """Check every value; raise :class:`OptionError` with one line on the first bad one."""
     if preset not in PRESETS:
@@ -149,6 +152,8 @@ def build_options(
         raise OptionError(f"--class-chunk {class_chunk}: expected at least 1")
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise OptionError(f"--checkpoint {checkpoint}: no such file")
+    if cpp_lib is not None and not Path(cpp_lib).is_file():
+        raise OptionError(f"--cpp-lib {cpp_lib}: no such file (build runtime/cpp first: docs/cpp.md)")
     out_path = Path(out)
     if out_path.exists() and not out_path.is_dir():
         raise OptionError(f"--out {out}: exists and is not a folder")
@@ -166,4 +171,5 @@ def build_options(
         isolated_memory=isolated_memory,
         seed=seed,
         class_chunk=class_chunk,
+        cpp_lib=Path(cpp_lib) if cpp_lib else None,
     )

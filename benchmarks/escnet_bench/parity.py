@@ -145,13 +145,17 @@ def task_parity(reference: np.ndarray, candidate: np.ndarray, margins: np.ndarra
     return TaskParity(int(ref.size), agreement, miou, int(present.sum()), confident_pixels, agreement_confident)
 
 
-def parity_gate(precision: str, max_abs: float | None, task: TaskParity) -> bool | None:
-    """Whether a backend passes its precision's gate (``GATES``) at one point; None: not judged."""
+def parity_gate(precision: str, max_abs: float | None, task: TaskParity, graphs_judged: bool = True) -> bool | None:
+    """Whether a backend passes its precision's gate (``GATES``) at one point; None: not judged.
+
+    ``graphs_judged`` False: the backend offers no per-graph call (the C++ runtime), so its
+    gate is the label rule alone.
+    """
     rule = GATES.get(precision)
     if rule is None:
         return None
     checks = []
-    if "max_abs" in rule:
+    if "max_abs" in rule and graphs_judged:
         checks.append(max_abs is not None and max_abs <= rule["max_abs"])
     if "agreement" in rule:
         checks.append(task.agreement >= rule["agreement"])

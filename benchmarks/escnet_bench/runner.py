@@ -119,6 +119,9 @@ def _measure_point(ctx: _Context, contender: Contender, point: tuple[int, int]) 
             _timed(ctx, contender, f"text_{cache}", run.fn, point, classes, "classes", gflops, run.before)
     ctx.progress.step(f"{name}: T={classes} B={batch} graphs")
     for graph in GRAPHS:
+        if not contender.separate_graphs:
+            ctx.progress.step(f"{name}: T={classes} B={batch} {graph} not callable alone")
+            continue
         items, unit = (classes, "classes") if graph == C.TEXT_ENCODER else (batch, "images")
         raw = _timed(
             ctx, contender, graph, contender.graph_fn(graph, ref.inputs[graph]), point, items, unit, ref.gflops[graph]
@@ -140,7 +143,8 @@ def _measure_point(ctx: _Context, contender: Contender, point: tuple[int, int]) 
     worst = max(
         (p.tensor.max_abs for p in ctx.result.parity if (p.backend, p.classes, p.batch) == (name, *point)), default=None
     )
-    ctx.result.task_parity.append(TaskRecord(name, classes, batch, task, parity_gate(precision, worst, task)))
+    gate = parity_gate(precision, worst, task, graphs_judged=contender.separate_graphs)
+    ctx.result.task_parity.append(TaskRecord(name, classes, batch, task, gate))
     ctx.progress.step(f"{name}: T={classes} B={batch} done")
 
 
@@ -190,6 +194,7 @@ def _isolated_memory(ctx: _Context, record: BackendRecord, points: list[tuple[in
         points=points,
         names={str(t): class_names(t) for t in {t for t, _ in points}},
         class_chunk=ctx.opts.class_chunk,
+        cpp_lib=str(ctx.opts.cpp_lib) if ctx.opts.cpp_lib else None,
     )
     result = measure_isolated(request)
     record.details["fresh_process"] = {k: v for k, v in asdict(result).items() if k != "peaks_mib"}

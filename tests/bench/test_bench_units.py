@@ -266,5 +266,8 @@ def test_task_parity_on_confident_pixels_and_gates():
     assert parity_gate("fp32", 1e-5, p) is False  # fp32: every pixel counts
     assert parity_gate("fp32", 1e-5, task_parity(ref, ref, margins)) is True
     assert parity_gate("fp32", GATES["fp32"]["max_abs"] * 2, task_parity(ref, ref, margins)) is False
+    assert parity_gate("fp32", None, task_parity(ref, ref, margins)) is False  # no graph compared
+    assert parity_gate("fp32", None, task_parity(ref, ref, margins), graphs_judged=False) is True  # labels only
+    assert parity_gate("fp32", None, p, graphs_judged=False) is False
     cand[0, 1, 0] = 1  # one confident pixel wrong: 14 / 15 < 0.99
     assert parity_gate("bf16", 0.3, task_parity(ref, cand, margins)) is False

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-Family = Literal["torch", "runtime"]
+Family = Literal["torch", "runtime", "cpp"]
 Device = Literal["cpu", "cuda"]
 Precision = Literal["fp32", "fp16", "bf16", "int8"]
 MemoryDevice = Literal["cpu", "cuda-torch", "cuda-sampled"]
@@ -61,6 +61,7 @@ class Contender(ABC):
 
     spec: ContenderSpec
     memory_device: MemoryDevice = "cpu"
+    separate_graphs: bool = True  # False: only the pipeline and the text path can be timed (no per-graph calls)
 
     @property
     def uses_cuda_events(self) -> bool:

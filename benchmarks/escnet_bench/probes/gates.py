@@ -2,11 +2,13 @@
 
     python -m escnet_bench.probes.gates ARTIFACTS --data DIR [--checkpoint CKPT]
         [--backends torch-bf16,torch-compile-bf16,ov-cpu-bf16,ort-cpu-int8,ov-cpu-int8] [--held-out 20]
+        [--cpp-lib build/cpp/libescnet.so]
 
 ARTIFACTS: the fp32 folder (``escnet-export onnx --checkpoint CKPT``); the int8 backends run on
 ARTIFACTS-int8 beside it (``escnet-export quantize --artifacts ARTIFACTS --out ARTIFACTS-int8``).
 DIR: a data set in the custom layout (``classes.txt``, ``images/val``, ``annotations_detectron2/val``).
 CKPT: the checkpoint the artifacts were exported from, for the torch peers (skipped without it).
+The cpp-* backends run the C++ runtime's library (``--cpp-lib``, default build/cpp/libescnet.so).
 The reference is the fp32 runtime (ONNX Runtime CPU on ARTIFACTS); the gates are
 ``escnet_export.quantize.gates``: held-out mIoU within 0.5 points of it, label agreement on
 confident pixels (fp32 top-2 margin > 0.05) >= 99.5 %. Exit 1 when a backend fails a gate; a
@@ -36,15 +38,18 @@ def _backends(text: str) -> list[str]:
     return names
 
 
-def _open(name: str, artifacts: Path, checkpoint: Path | None) -> Any:
+def _open(name: str, artifacts: Path, checkpoint: Path | None, cpp_lib: Path | None) -> Any:
     """The contender called ``name``; ContenderUnavailable with the reason when it cannot run here."""
     from escnet_bench.contenders.base import ContenderUnavailable
+    from escnet_bench.contenders.cpp import CppContender
     from escnet_bench.contenders.registry import SPECS
     from escnet_bench.contenders.runtime import RuntimeContender
     from escnet_bench.contenders.torch_eager import TorchContender
 
     if SPECS[name].family == "runtime":
         return RuntimeContender(name, artifacts, batch_size=1)
+    if SPECS[name].family == "cpp":
+        return CppContender(name, artifacts, cpp_lib)
     if checkpoint is None:
         raise ContenderUnavailable("no --checkpoint given (the torch peers run the checkpoint itself)")
     from escnet import load_checkpoint
@@ -52,7 +57,9 @@ def _open(name: str, artifacts: Path, checkpoint: Path | None) -> Any:
     return TorchContender(name, load_checkpoint(checkpoint).eval())
 
 
-def judge_all(artifacts: Path, data: Path, checkpoint: Path | None, names: list[str], held_out: int) -> int:
+def judge_all(
+    artifacts: Path, data: Path, checkpoint: Path | None, names: list[str], held_out: int, cpp_lib: Path | None = None
+) -> int:
     """Print the gate table; 1 when any backend fails a gate, else 0."""
     from escnet_export.quantize.gates import GateRule, gate_table, judge, overall, reference_of
     from escnet_runtime import Segmenter
@@ -69,7 +76,7 @@ def judge_all(artifacts: Path, data: Path, checkpoint: Path | None, names: list[
     rows, skipped = [], []
     for name in names:
         try:
-            contender = _open(name, artifacts, checkpoint)
+            contender = _open(name, artifacts, checkpoint, cpp_lib)
         except ContenderUnavailable as e:
             skipped.append(f"{name}: skipped ({e})")
             continue
@@ -99,6 +106,7 @@ def main(
     checkpoint: Annotated[Path | None, typer.Option(help="the checkpoint, for the torch peers")] = None,
     backends: Annotated[str, typer.Option(help="backends and peers to judge, comma-separated")] = DEFAULT_BACKENDS,
     held_out: Annotated[int, typer.Option(min=1, max=1000, help="held-out scenes at most")] = 20,
+    cpp_lib: Annotated[Path | None, typer.Option(help="libescnet.so for the cpp-* backends")] = None,
 ) -> None:
     """Print the gate table."""
     from escnet_runtime import BackendError, InputError, ManifestError, load_manifest
@@ -110,10 +118,11 @@ def main(
         load_manifest(artifacts)
     except ManifestError as e:
         raise typer.BadParameter(str(e), param_hint="'ARTIFACTS'") from None
-    if checkpoint is not None and not checkpoint.is_file():
-        raise typer.BadParameter(f"{checkpoint}: no such file", param_hint="'--checkpoint'")
+    for path, flag in ((checkpoint, "--checkpoint"), (cpp_lib, "--cpp-lib")):
+        if path is not None and not path.is_file():
+            raise typer.BadParameter(f"{path}: no such file", param_hint=f"'{flag}'")
     try:
-        code = judge_all(artifacts, data, checkpoint, names, held_out)
+        code = judge_all(artifacts, data, checkpoint, names, held_out, cpp_lib)
     except DatasetError as e:
         raise typer.BadParameter(str(e), param_hint="'--data'") from None
     except (BackendError, ManifestError, InputError) as e:
