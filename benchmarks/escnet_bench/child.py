@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -85,9 +86,19 @@ def _spawn(argv: list[str], what: str, timeout_s: float | None) -> tuple[subproc
     return proc, time.perf_counter() - start
 
 
+def _exit_words(returncode: int) -> str:
+    """``exited 1``, or ``killed by SIGABRT`` for a child a signal ended (a negative return code)."""
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exited {returncode}"
+
+
 def _read_answer(path: Path, proc: subprocess.CompletedProcess[str], what: str) -> dict[str, Any]:
     if proc.returncode != 0 or not path.is_file():
-        raise ChildError(f"{what}: child exited {proc.returncode}: {_last_line(proc.stderr)}")
+        raise ChildError(f"{what}: child {_exit_words(proc.returncode)}: {_last_line(proc.stderr)}")
     return json.loads(path.read_text(encoding="utf-8"))
 
 

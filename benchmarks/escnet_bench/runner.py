@@ -5,7 +5,9 @@ Order: measure the device's peak matmul; compute the PyTorch fp32 reference for 
 reference model), open it (or record why it is skipped), and for every point time the text
 pipeline cold and warm, each graph, and the end-to-end pipeline (with its peak memory), and
 compare every output with the reference. A backend that fails mid-run is recorded as failed with
-its error and the run goes on.
+its error and the run goes on; a ``torch.compile`` contender first compiles in a fresh process
+(:mod:`escnet_bench.compile_check`), so that a crash of inductor's native code is such a failure
+too, not the end of the run.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from escnet_runtime.progress import StepProgress
 
 from escnet import ESCNet
 from escnet_bench.artifacts import reference_provenance, weights_source
+from escnet_bench.compile_check import CompileCheck, compile_in_child
 from escnet_bench.contenders.base import Contender, ContenderUnavailable
 from escnet_bench.contenders.registry import contender_spec, open_contender
+from escnet_bench.contenders.torch_eager import COMPILED
 from escnet_bench.environment import environment, load_average
 from escnet_bench.fits import scaling_fits
 from escnet_bench.inputs import class_names, make_inputs
@@ -161,14 +165,21 @@ def _run_contender(ctx: _Context, name: str, points: list[tuple[int, int]]) -> N
         skipped = isinstance(e, ContenderUnavailable)
         record.status = "skipped" if skipped else "failed"
         record.reason = str(e) if skipped else f"{type(e).__name__}: {e}"
-        for _ in range(len(points) * STEPS_PER_POINT + 1):
-            ctx.progress.step(f"{name}: {record.status}")
+        _steps_not_run(ctx, record, points)
+        return
+    check = _compile_check(ctx, name, points)
+    if check is not None and check.failure is not None:
+        contender.close()
+        record.status, record.reason = "failed", check.failure
+        _steps_not_run(ctx, record, points)
         return
     record.precision = contender.spec.precision  # e.g. TensorRT engines built with --fp16
     record.load_s = time.perf_counter() - t0
     rss1 = current_rss_mib()
     record.load_rss_mib = rss1 - rss0 if rss0 is not None and rss1 is not None else None
     record.details = contender.details()
+    if check is not None:
+        record.details["compile_s_fresh_process"] = check.compile_s  # cold caches: what a user meets first
     try:
         for point in points:
             _measure_point(ctx, contender, point)
@@ -181,11 +192,26 @@ def _run_contender(ctx: _Context, name: str, points: list[tuple[int, int]]) -> N
         _isolated_memory(ctx, record, points)
 
 
-def _isolated_memory(ctx: _Context, record: BackendRecord, points: list[tuple[int, int]]) -> None:
-    """Peak RSS of a fresh process per backend; attached to the backend's memory rows."""
+def _steps_not_run(ctx: _Context, record: BackendRecord, points: list[tuple[int, int]]) -> None:
+    """The progress steps of a backend that will not run, counted as done."""
+    for _ in range(len(points) * STEPS_PER_POINT + 1):
+        ctx.progress.step(f"{record.name}: {record.status}")
+
+
+def _compile_check(ctx: _Context, name: str, points: list[tuple[int, int]]) -> CompileCheck | None:
+    """A compiled CPU contender compiles in a fresh process first (inductor's native code can kill
+    the process it runs in); None for every other contender."""
+    if name not in COMPILED or contender_spec(name).device != "cpu":
+        return None
+    ctx.progress.note(f"{name}: compiling in a fresh process first")
+    return compile_in_child(_request(ctx, name, points))
+
+
+def _request(ctx: _Context, backend: str, points: list[tuple[int, int]]) -> IsolatedRequest:
+    """What a fresh process needs to open ``backend`` the way this run does."""
     weights = weights_source(ctx.opts)
-    request = IsolatedRequest(
-        backend=record.name,
+    return IsolatedRequest(
+        backend=backend,
         preset=ctx.opts.preset,
         artifacts=str(ctx.opts.artifacts),
         checkpoint=str(weights) if weights is not None else None,
@@ -196,7 +222,11 @@ def _isolated_memory(ctx: _Context, record: BackendRecord, points: list[tuple[in
         class_chunk=ctx.opts.class_chunk,
         cpp_lib=str(ctx.opts.cpp_lib) if ctx.opts.cpp_lib else None,
     )
-    result = measure_isolated(request)
+
+
+def _isolated_memory(ctx: _Context, record: BackendRecord, points: list[tuple[int, int]]) -> None:
+    """Peak RSS of a fresh process per backend; attached to the backend's memory rows."""
+    result = measure_isolated(_request(ctx, record.name, points))
     record.details["fresh_process"] = {k: v for k, v in asdict(result).items() if k != "peaks_mib"}
     for m in ctx.result.memory:
         if m.backend == record.name:

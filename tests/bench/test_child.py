@@ -49,6 +49,20 @@ def test_a_failing_function_is_one_line_with_its_error():
     assert text.endswith("ValueError: no such vocabulary")
 
 
+def abort(_reason: str) -> None:
+    """Child side: end the process the way a heap corruption in native code does (SIGABRT)."""
+    print("double free or corruption (!prev)", file=sys.stderr, flush=True)
+    os.abort()
+
+
+def test_a_child_killed_by_a_signal_is_one_line_naming_the_signal():
+    with pytest.raises(ChildError) as e:
+        run_function(abort, "native code")
+    text = str(e.value)
+    assert "\n" not in text and text.startswith(f"{__name__}:abort: child killed by SIGABRT")
+    assert text.endswith("double free or corruption (!prev)")
+
+
 def test_only_module_level_functions_run():
     with pytest.raises(ValueError, match="module-level"):
         run_function(lambda: 1)

@@ -106,3 +106,39 @@ def test_probe_usage_errors_are_one_line(module, args, message, tmp_path, monkey
         run_app(app, f"python -m escnet_bench.probes.{module}")
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and len(err) == 1 and message in err[0], err
+
+
+def _bench_options(tmp_path, backends: str):
+    from escnet_bench.options import build_options
+
+    return build_options(
+        "tiny", backends, "3", "1", 1, 0, str(tmp_path / "artifacts"), str(tmp_path / "out"), isolated_memory=False
+    )
+
+
+@pytest.mark.slow
+def test_torch_compile_compiles_in_a_fresh_process_first(tiny_model, tmp_path):
+    """The child's cold compile times are recorded beside the bench's own (warm-cache) ones."""
+    from escnet_bench.runner import run_benchmark
+
+    result = run_benchmark(_bench_options(tmp_path, "torch-compile"), tiny_model)
+    (record,) = result.backends
+    assert record.status == "ok", record.reason
+    fresh = record.details["compile_s_fresh_process"]
+    assert set(fresh) == set(record.details["compile_s"]) and min(fresh.values()) > 0
+
+
+def test_a_compiled_peer_that_kills_its_fresh_process_fails_and_the_run_goes_on(tiny_model, tmp_path, monkeypatch):
+    """What the bench does with the fresh process's verdict (the verdict itself: test_child.py,
+    a child killed by SIGABRT): the compiled peer is failed with that line, never run in the
+    bench's process, and the next backend runs."""
+    from escnet_bench import runner
+    from escnet_bench.compile_check import CompileCheck
+
+    line = "torch.compile failed in a fresh process, so it was not run in the bench's own (child killed by SIGABRT)"
+    monkeypatch.setattr(runner, "compile_in_child", lambda _request: CompileCheck(line, {}))
+    result = runner.run_benchmark(_bench_options(tmp_path, "torch-compile-bf16,torch"), tiny_model)
+    compiled, eager = result.backends
+    assert (compiled.status, compiled.reason) == ("failed", line)
+    assert not [t for t in result.timings if t.backend == "torch-compile-bf16"]
+    assert eager.status == "ok" and [t for t in result.timings if t.backend == "torch"]
