@@ -126,11 +126,16 @@ class ChunkedDecoder:
 
 def _combine(shares: list[np.ndarray], how: str) -> np.ndarray:
     """Shares of a sum over classes, one per chunk -> the value over all classes."""
+    if how not in ("logsumexp", "sum"):
+        raise InputError(f"unknown combination {how!r} of a decoder step's part outputs")
     if len(shares) == 1:
         return shares[0]
-    stacked = np.stack(shares)
-    if how == "logsumexp":
-        return np.logaddexp.reduce(stacked, axis=0)
-    if how == "sum":
-        return stacked.sum(axis=0)
-    raise InputError(f"unknown combination {how!r} of a decoder step's part outputs")
+    # a left fold in chunk order into one copy: the values of np.stack(shares).sum(axis=0) (and of
+    # np.logaddexp.reduce) without a (chunks, ...) array; a backend may still hold the shares
+    total = shares[0].copy()
+    for share in shares[1:]:
+        if how == "sum":
+            total += share
+        else:
+            np.logaddexp(total, share, out=total)
+    return total

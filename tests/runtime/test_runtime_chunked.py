@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from escnet_runtime import InputError, ManifestError, Segmenter, load_manifest
-from escnet_runtime.chunked_decoder import ChunkedDecoder, class_spans
+from escnet_runtime.chunked_decoder import ChunkedDecoder, _combine, class_spans
 from escnet_runtime.contract import (
     DECODER,
     DECODER_OPEN,
@@ -163,3 +163,19 @@ def test_manifest_naming_a_missing_step_is_refused(pair, tmp_path):
     (bad_chunk / "manifest.json").write_text(json.dumps(data))
     with pytest.raises(ManifestError, match="class_chunk: expected a positive whole number"):
         load_manifest(bad_chunk, verify=False)
+
+
+@pytest.mark.parametrize("how", ["sum", "logsumexp"])
+def test_parts_combine_in_chunk_order_without_touching_the_shares(how):
+    """The fold into one copy gives the values of a stacked reduction, bit for bit, and leaves the
+    shares (which a backend may still hold) as they were."""
+    rng = np.random.default_rng(3)
+    shares = [(3 * rng.standard_normal((7, 4, 5))).astype(np.float32) for _ in range(5)]
+    before = [s.copy() for s in shares]
+    stacked = np.stack(before)
+    want = stacked.sum(axis=0) if how == "sum" else np.logaddexp.reduce(stacked, axis=0)
+    got = _combine(shares, how)
+    assert got.dtype == np.float32 and np.array_equal(got, want)
+    assert all(np.array_equal(s, b) for s, b in zip(shares, before, strict=True))
+    with pytest.raises(InputError, match="unknown combination 'max'"):
+        _combine(shares, "max")

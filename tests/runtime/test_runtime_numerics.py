@@ -119,12 +119,14 @@ def test_rows_on_threads_equal_one_thread(monkeypatch, threads):
 
 
 @pytest.mark.parametrize("threads", [2, 3])
-def test_view_probabilities_on_threads_equal_one_thread(monkeypatch, threads):
+@pytest.mark.parametrize("group", [1, 2, 7])  # classes per piece of work
+def test_view_probabilities_on_threads_equal_one_thread(monkeypatch, threads, group):
     logits = (4 * np.random.default_rng(8).standard_normal((7, 24, 24))).astype(np.float32)
     logits[3, 5, 5] = np.nan
     monkeypatch.setattr(postprocess, "POST_THREADS", 1)
     want = postprocess.view_probabilities(logits, 97)
     monkeypatch.setattr(postprocess, "POST_THREADS", threads)
+    monkeypatch.setattr(postprocess, "BLOCK_BYTES", 8 * 97 * 97 * threads * group)
     got = postprocess.view_probabilities(logits, 97)
     assert got.shape == (7, 97, 97) and np.array_equal(got, want, equal_nan=True) and np.isnan(got[3]).any()
 

@@ -1,8 +1,9 @@
 """OpenVINO's peak memory and time beside ONNX Runtime's, and what ``release_memory`` changes.
 
-    python -m escnet_bench.probes.ov_memory ARTIFACTS [--classes 150] [--rounds 2]
+    python -m escnet_bench.probes.ov_memory ARTIFACTS [--classes 150] [--rounds 2] [--backend ov-cpu-bf16]
 
-Cases, each a fresh child process, alternating round by round: ``ort-cpu``, ``ov-cpu`` with
+Cases, each a fresh child process, alternating round by round: ``ort-cpu``, then the OpenVINO
+backend (``--backend``: ``ov-cpu``, the default, or ``ov-cpu-bf16``) with
 ``release_memory="steps"`` (the default), ``"encoders"`` and ``"all"``. A child opens a ``Segmenter``,
 embeds T class names, segments one 480x640 image once (compiles), then once more, timed. Printed
 per case: the medians of the timed run's seconds and of the process's peak RSS (VmHWM), and the
@@ -19,9 +20,25 @@ from typing import Annotated
 import typer
 
 from escnet_bench.child import ChildError, run_function
-from escnet_bench.probes.arguments import ArtifactsArgument, Classes, check_artifacts, failed, probe_app, run_probe
+from escnet_bench.probes.arguments import (
+    ArtifactsArgument,
+    Classes,
+    bad,
+    check_artifacts,
+    failed,
+    probe_app,
+    run_probe,
+)
 
-CASES = [("ort-cpu", "-"), ("ov-cpu", "steps"), ("ov-cpu", "encoders"), ("ov-cpu", "all")]
+YARDSTICK = ("ort-cpu", "-")
+POLICIES = ("steps", "encoders", "all")
+OV_BACKENDS = ("ov-cpu", "ov-cpu-bf16")
+
+
+def cases(backend: str) -> list[tuple[str, str]]:
+    """(backend, release_memory) in the order they run each round: the yardstick first."""
+    return [YARDSTICK, *((backend, policy) for policy in POLICIES)]
+
 
 app = probe_app(__doc__)
 
@@ -42,22 +59,22 @@ def segment_twice(artifacts: str, backend: str, release: str, classes: int) -> f
     return time.perf_counter() - start
 
 
-def _measure(artifacts: Path, classes: int, rounds: int) -> dict[tuple[str, str], list[dict[str, float]]]:
+def _measure(artifacts: Path, classes: int, rounds: int, backend: str) -> dict[tuple[str, str], list[dict[str, float]]]:
     """Every case once per round, alternating; per case, per round: seconds and peak MiB."""
-    runs: dict[tuple[str, str], list[dict[str, float]]] = {case: [] for case in CASES}
+    runs: dict[tuple[str, str], list[dict[str, float]]] = {case: [] for case in cases(backend)}
     for _ in range(rounds):
-        for backend, release in CASES:
+        for name, release in cases(backend):
             try:
-                run = run_function(segment_twice, str(artifacts), backend, release, classes)
+                run = run_function(segment_twice, str(artifacts), name, release, classes)
             except ChildError as e:
-                raise failed(f"{backend} ({release}): {e}") from None
-            runs[(backend, release)].append({"seconds": run.value, "peak_mib": run.peak_rss_mib or float("nan")})
+                raise failed(f"{name} ({release}): {e}") from None
+            runs[(name, release)].append({"seconds": run.value, "peak_mib": run.peak_rss_mib or float("nan")})
     return runs
 
 
 def _table(runs: dict[tuple[str, str], list[dict[str, float]]]) -> list[str]:
     """Markdown rows: medians, and medians of the per-round ratios to the first case."""
-    base = runs[CASES[0]]
+    base = runs[YARDSTICK]
     lines = ["| backend | release_memory | s | x ort time | peak MiB | x ort peak |", "|---|---|---|---|---|---|"]
     for (backend, release), rows in runs.items():
 
@@ -79,10 +96,13 @@ def ov_memory(
     artifacts: ArtifactsArgument,
     classes: Classes = 150,
     rounds: Annotated[int, typer.Option(min=1, help="Rounds over every case; medians are taken over them.")] = 2,
+    backend: Annotated[str, typer.Option(help="The OpenVINO backend: ov-cpu or ov-cpu-bf16.")] = "ov-cpu",
 ) -> None:
     """OpenVINO's peak memory and time beside ONNX Runtime's, per release_memory case."""
     check_artifacts(artifacts)
-    runs = _measure(artifacts, classes, rounds)
+    if backend not in OV_BACKENDS:
+        raise bad("'--backend'", f"{backend!r}: expected one of {', '.join(OV_BACKENDS)}")
+    runs = _measure(artifacts, classes, rounds, backend)
     typer.echo(f"{classes} classes, 480x640, {rounds} rounds; medians (ratios: per round, to ort-cpu)")
     typer.echo("\n".join(_table(runs)))
 
