@@ -51,6 +51,7 @@ def _one_error_line(probe: str, err: str) -> str:
         ("ov_memory", [], "Missing argument 'artifacts'"),
         ("ov_memory", ["A", "--classes", "0"], "Invalid value for '--classes'"),
         ("ov_memory", ["A", "--rounds", "two"], "Invalid value for '--rounds'"),
+        ("ov_memory", ["A", "--backend", "ort-cpu"], "Invalid value for '--backend': 'ort-cpu': expected one of"),
         ("ov_startup", ["A", "--backends", "ort-cpu,tensorflow"], "unknown backend 'tensorflow'"),
         ("ov_startup", ["A", "--nope"], "No such option: --nope"),
         ("baked_cpp", ["--image", "x.png"], "Missing option '--artifacts'"),
@@ -150,12 +151,14 @@ def test_ov_startup_rows_per_backend(baked, monkeypatch, capsys):
     assert float(rows[1][6]) > 0  # the cold run filled the compiled-model cache
 
 
-def test_ov_memory_one_round(baked, monkeypatch, capsys):
+@pytest.mark.parametrize("backend", ["ov-cpu", "ov-cpu-bf16"])
+def test_ov_memory_one_round(baked, backend, monkeypatch, capsys):
     _, artifacts = baked
-    code, out, err = _run("ov_memory", [str(artifacts), "--classes", "3", "--rounds", "1"], monkeypatch, capsys)
+    args = [str(artifacts), "--classes", "3", "--rounds", "1", "--backend", backend]
+    code, out, err = _run("ov_memory", args, monkeypatch, capsys)
     assert code == 0, err
     rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| o")]
     assert [(r[0].strip(), r[1].strip()) for r in rows] == [
-        ("ort-cpu", "-"), ("ov-cpu", "steps"), ("ov-cpu", "encoders"), ("ov-cpu", "all")
+        ("ort-cpu", "-"), (backend, "steps"), (backend, "encoders"), (backend, "all")
     ]  # fmt: skip
     assert [float(r[3]) for r in rows][0] == 1.0 and all(float(r[4]) > 10 for r in rows)

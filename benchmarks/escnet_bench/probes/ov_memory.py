@@ -99,9 +99,9 @@ def ov_memory(
     backend: Annotated[str, typer.Option(help="The OpenVINO backend: ov-cpu or ov-cpu-bf16.")] = "ov-cpu",
 ) -> None:
     """OpenVINO's peak memory and time beside ONNX Runtime's, per release_memory case."""
-    check_artifacts(artifacts)
     if backend not in OV_BACKENDS:
         raise bad("'--backend'", f"{backend!r}: expected one of {', '.join(OV_BACKENDS)}")
+    check_artifacts(artifacts)
     runs = _measure(artifacts, classes, rounds, backend)
     typer.echo(f"{classes} classes, 480x640, {rounds} rounds; medians (ratios: per round, to ort-cpu)")
     typer.echo("\n".join(_table(runs)))
