@@ -51,6 +51,7 @@ def _one_error_line(probe: str, err: str) -> str:
         ("ov_memory", [], "Missing argument 'artifacts'"),
         ("ov_memory", ["A", "--classes", "0"], "Invalid value for '--classes'"),
         ("ov_memory", ["A", "--rounds", "two"], "Invalid value for '--rounds'"),
+        ("ov_memory", ["A", "--runs", "0"], "Invalid value for '--runs'"),
         ("ov_memory", ["A", "--backend", "ort-cpu"], "Invalid value for '--backend': 'ort-cpu': expected one of"),
         ("ov_startup", ["A", "--backends", "ort-cpu,tensorflow"], "unknown backend 'tensorflow'"),
         ("ov_startup", ["A", "--nope"], "No such option: --nope"),
@@ -154,7 +155,7 @@ def test_ov_startup_rows_per_backend(baked, monkeypatch, capsys):
 @pytest.mark.parametrize("backend", ["ov-cpu", "ov-cpu-bf16"])
 def test_ov_memory_one_round(baked, backend, monkeypatch, capsys):
     _, artifacts = baked
-    args = [str(artifacts), "--classes", "3", "--rounds", "1", "--backend", backend]
+    args = [str(artifacts), "--classes", "3", "--rounds", "1", "--runs", "2", "--backend", backend]
     code, out, err = _run("ov_memory", args, monkeypatch, capsys)
     assert code == 0, err
     rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| o")]
