@@ -20,9 +20,9 @@ import numpy as np
 
 from escnet_runtime.resize import F32, AxisWeights, axis_weights, resize_bilinear, resize_height, resize_width
 
-# Working memory of the pieces in flight at once (blocks of output rows, groups of classes). Small
-# enough that a piece's float64 temporaries stay in the core's caches: 16 MiB resized 150 classes
-# to 480x640 in 279 ms against 510 ms with 64 MiB (docs/runtime.md), every value as before.
+# Working memory of the pieces in flight at once (blocks of output rows, groups of classes): small
+# enough that a piece's float64 temporaries stay near the cores (docs/runtime.md#post-processing).
+# The size changes no value, only the speed.
 BLOCK_BYTES = 16 << 20
 POST_CHUNK = 32  # classes per step in label_classes
 # Blocks of rows are resized on this many threads at once (numpy releases the GIL in its loops);
