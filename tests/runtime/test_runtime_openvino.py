@@ -356,7 +356,7 @@ def _releases(artifacts, tmp_path, policy: str, monkeypatch) -> tuple[list[str],
 
 
 def test_release_policies(artifacts, tmp_path, monkeypatch):
-    """``steps`` (default) hands each decoder step's memory back once, after its last chunk; the
+    """``steps`` (ov-cpu's default) hands each decoder step's memory back once, after its last chunk; the
     image encoder after each run; ``encoders`` keeps the steps' memory, ``all`` frees after every run.
     The scores do not depend on it."""
     steps = load_manifest(artifacts).decoder_steps
@@ -368,9 +368,20 @@ def test_release_policies(artifacts, tmp_path, monkeypatch):
     assert logs["none"][0] == []
     for policy in ("encoders", "all", "none"):
         np.testing.assert_array_equal(logs[policy][1], logs["steps"][1])
-    assert inspect.signature(OvBackend).parameters["release_memory"].default == "steps"
+    assert inspect.signature(OvBackend).parameters["release_memory"].default is None
 
 
-def test_unknown_release_policy_is_refused(artifacts, tmp_path):
-    with pytest.raises(BackendError, match="release_memory 'some'"):
-        _segmenter(artifacts, tmp_path, "ov-cpu", release_memory="some")
+@pytest.mark.parametrize(("backend", "policy"), [("ov-cpu", "steps"), ("ov-cpu-bf16", "encoders")])
+def test_the_default_release_policy_follows_the_precision(artifacts, tmp_path, backend, policy):
+    """Under bf16 re-allocating a step's memory costs more of each image than under f32, so bf16
+    keeps the steps' memory unless told otherwise; a given policy wins."""
+    with _segmenter(artifacts, tmp_path, backend) as seg:
+        assert seg.backend.release_memory == policy
+    with _segmenter(artifacts, tmp_path, backend, release_memory="all") as seg:
+        assert seg.backend.release_memory == "all"
+
+
+@pytest.mark.parametrize("policy", ["some", ["steps"], 3])
+def test_unknown_release_policy_is_refused(artifacts, tmp_path, policy):
+    with pytest.raises(BackendError, match=r"release_memory \S+: expected one of steps, encoders, all, none"):
+        _segmenter(artifacts, tmp_path, "ov-cpu", release_memory=policy)

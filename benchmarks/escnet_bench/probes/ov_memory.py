@@ -3,13 +3,13 @@
     python -m escnet_bench.probes.ov_memory ARTIFACTS [--classes 150] [--rounds 2] [--runs 3] [--backend ov-cpu-bf16]
 
 Cases, each a fresh child process, alternating round by round: ``ort-cpu``, then the OpenVINO
-backend (``--backend``: ``ov-cpu``, the default, or ``ov-cpu-bf16``) with
-``release_memory="steps"`` (the default), ``"encoders"`` and ``"all"``. A child opens a ``Segmenter``,
-embeds T class names, segments one 480x640 image once (compiles), then ``--runs`` more times in a
-row, timed (the median; more than one is a stream of images, where what a policy re-allocates
-is paid on every image). Printed per case: the medians of the timed runs' seconds and of the
-process's peak RSS (VmHWM), and the medians of the per-round ratios to ``ort-cpu`` (ratios taken
-side by side survive a noisy machine).
+backend (``--backend``: ``ov-cpu``, the default, or ``ov-cpu-bf16``) with ``release_memory``
+``"steps"`` (ov-cpu's default), ``"encoders"`` (ov-cpu-bf16's) and ``"all"``. A child opens a
+``Segmenter``, embeds T class names, segments one 480x640 image once (compiles), then
+``--runs`` more times in a row, timed (the median; more than one is a stream of images, where
+what a policy re-allocates is paid on every image). Printed per case: the medians of the timed
+runs' seconds and of the process's peak RSS (VmHWM), and the medians of the per-round ratios to
+``ort-cpu`` (ratios taken side by side survive a noisy machine).
 """
 
 from __future__ import annotations
