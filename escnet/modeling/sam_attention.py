@@ -9,11 +9,8 @@ rows holding only head h's channels, so that
 
 - prompt tokens attending to the image: logits (N, heads*n, m) = blocks(q) @ k^T, softmax over
   the image tokens, (N, heads*n, I) = weights @ v, and each head keeps its own channels;
-- image tokens attending to the prompts: logits (N, heads*n, m) = blocks(k) @ q^T, softmax per
-  head over its n prompt tokens (an axis of (N, heads, n, m), so that the image tokens stay the
-  innermost axis: OpenVINO's softmax over an innermost axis of n = 11 values was one of the
-  decoder's slowest nodes; docs/openvino.md),
-  and weights^T @ blocks(v) is already (N, m, I), heads recombined.
+- image tokens attending to the prompts: logits (N, m, heads*n) = q @ blocks(k)^T, softmax per
+  head over its n prompt tokens, and weights @ blocks(v) is already (N, m, I), heads recombined.
 
 The image-side tensors keep their (N, m, I) layout throughout. Every product with the zero
 blocks adds exact zeros: the same values as SAM's per-head attention, up to float summation
@@ -78,9 +75,9 @@ def image_to_prompts_projected(
     """``image_to_prompts`` from the projections: q (N, m, I), k and v (N, n, I) -> (N, m, E)."""
     heads, width = blocks.shape[0], blocks.shape[-1]
     n, m, n_keys = q.shape[0], q.shape[1], k.shape[1]
-    logits = torch.matmul(_spread(k, blocks), q.transpose(1, 2)) / math.sqrt(width // heads)  # (N, H*n, m)
-    weights = torch.softmax(logits.reshape(n, heads, n_keys, m), dim=2).reshape(n, heads * n_keys, m)
-    return attn.out_proj(torch.matmul(weights.transpose(1, 2), _spread(v, blocks)))  # (N, m, I) -> (N, m, E)
+    logits = torch.matmul(q, _spread(k, blocks).transpose(1, 2)) / math.sqrt(width // heads)  # (N, m, H*n)
+    weights = torch.softmax(logits.reshape(n, m, heads, n_keys), dim=-1).reshape(n, m, heads * n_keys)
+    return attn.out_proj(torch.matmul(weights, _spread(v, blocks)))  # (N, m, I) -> (N, m, E)
 
 
 ImageProjection = Callable[[nn.Linear, bool], torch.Tensor]  # (projection, with positions) -> (N, m, I)
