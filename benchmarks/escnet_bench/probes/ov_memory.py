@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from escnet_runtime.backends.ov import OV_PRECISIONS
 
 from escnet_bench.child import ChildError, run_function
 from escnet_bench.probes.arguments import (
@@ -34,7 +35,7 @@ from escnet_bench.probes.arguments import (
 
 YARDSTICK = ("ort-cpu", "-")
 POLICIES = ("steps", "encoders", "all")
-OV_BACKENDS = ("ov-cpu", "ov-cpu-bf16")
+OV_BACKENDS = tuple(OV_PRECISIONS)  # the runtime's OpenVINO backends: ov-cpu, ov-cpu-bf16
 
 
 def cases(backend: str) -> list[tuple[str, str]]:
